@@ -47,7 +47,7 @@ class CellIndex:
     cell_lng: np.ndarray
 
     @classmethod
-    def from_meta(cls, meta: BundleMeta) -> "CellIndex":
+    def from_meta(cls, meta: BundleMeta) -> CellIndex:
         countries = [c.code for c in meta.countries]
         regions = [r.code for r in meta.regions]
         ci = {c: i for i, c in enumerate(countries)}

@@ -8,9 +8,9 @@ stage has not reached yet stays None.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Iterable, Iterator
 
 
 @dataclass(frozen=True)
@@ -34,14 +34,14 @@ class Sample:
     cell: int | None = None          # geocell index into the dataset's cells.geojson
     split: str | None = None         # "train" | "val" | "test"
 
-    def with_(self, **changes) -> "Sample":
+    def with_(self, **changes) -> Sample:
         return replace(self, **changes)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Sample":
+    def from_dict(cls, d: dict) -> Sample:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
