@@ -63,6 +63,7 @@ class BundleMeta(BaseModel):
     regions: list[Region]
     cells: list[Cell]
     datalist_sha256: str | None = None
+    point_radius_km: float = 400.0   # CellIndex.point radius, tuned on validation by training
     config: dict = Field(default_factory=dict)
     metrics: dict = Field(default_factory=dict)
 

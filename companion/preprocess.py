@@ -23,6 +23,10 @@ class ImageError(ValueError):
     """The bytes are not an image we can use (the message says why)."""
 
 
+class ImageTooLarge(ImageError):
+    """The image has more pixels than allowed (refused before decoding)."""
+
+
 @dataclass(frozen=True)
 class InputSpec:
     size: int = 224                      # model input is size × size
@@ -38,12 +42,14 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
         img = Image.open(io.BytesIO(data))
         w, h = img.size
         if w * h > max_pixels:
-            raise ImageError(f"image is {w}x{h}, more than {max_pixels} pixels")
+            raise ImageTooLarge(f"image is {w}x{h}, more than {max_pixels} pixels")
         if img.format not in ("JPEG", "PNG", "WEBP"):
             raise ImageError(f"unsupported image format {img.format!r} (JPEG, PNG or WebP)")
         img.load()
     except ImageError:
         raise
+    except UnidentifiedImageError:
+        raise ImageError("not a JPEG, PNG or WebP image") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ImageError(f"cannot decode image: {e}") from e
     if w < 16 or h < 16:

@@ -1,0 +1,159 @@
+"""`python -m companion serve | predict | baseline-report | protocol-doc`"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from companion.bundle import DEFAULT_BUNDLE
+from companion.engine import DEFAULT_THREADS
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _engine(args):
+    from companion.engine import Engine
+
+    try:
+        return Engine(args.model, threads=args.threads)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: cannot load the model bundle: {e}", file=sys.stderr)
+        if Path(args.model) == DEFAULT_BUNDLE:
+            print("  (the default bundle is built by `make model`; or pass --model PATH)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from companion.config import pairing_token
+    from companion.play import Play
+    from companion.server import Settings, create_app
+
+    engine = _engine(args)
+    settings = Settings(token=pairing_token(args.token), host=args.host, port=args.port, rate_per_s=args.rate_limit,
+                        rate_burst=max(1, int(2 * args.rate_limit)), max_frame_bytes=args.max_frame_bytes,
+                        max_pixels=args.max_pixels)
+    try:
+        play = Play(engine, source=args.play, db=args.db)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"warning: Play is off: {e}", file=sys.stderr)
+        play = None
+    app = create_app(engine, settings, play)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None):
+            await super().startup(sockets)
+            if self.started:
+                settings.port = self.servers[0].sockets[0].getsockname()[1]  # --port 0 picks a free one
+                print(f"Lost & Found companion on http://{_url_host(settings.host)}:{settings.port} "
+                      f"(token: {settings.token}) model {engine.model_id}", flush=True)
+
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
+                            ws_max_size=settings.max_frame_bytes + 64 * 1024, ws_ping_interval=20, ws_ping_timeout=20)
+    Server(config).run()
+    return EXIT_OK
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def cmd_predict(args) -> int:
+    from companion.preprocess import ImageError
+
+    engine = _engine(args)
+    status = EXIT_OK
+    for path in args.images:
+        try:
+            pred = engine.prediction(engine.frame_log_probs(Path(path).read_bytes()), top_k=args.top_k)
+        except (OSError, ImageError) as e:
+            print(f"error: {path}: {e}", file=sys.stderr)
+            status = EXIT_FAILED
+            continue
+        if args.json:
+            print(json.dumps({"image": str(path), **pred.model_dump(mode="json")}), flush=True)
+        else:
+            print(f"{path}  point {pred.point.lat:.3f}, {pred.point.lng:.3f}")
+            for c in pred.countries:
+                print(f"  {c.p:6.1%}  {c.code}  {c.name}")
+            for r in pred.regions[: min(3, args.top_k)]:
+                print(f"  {r.p:6.1%}  {r.country}  {r.name}")
+    return status
+
+
+def cmd_baseline_report(args) -> int:
+    from companion.play import baseline_report
+
+    report = baseline_report(_engine(args), db=args.db, player=args.player)
+    if args.json:
+        print(json.dumps(report))
+        return EXIT_OK
+    if not report["images"]:
+        print("no Play rounds yet: play some at http://127.0.0.1:8765/#play (python -m companion serve)")
+        return EXIT_OK
+    print(f"{report['images']} images played by {', '.join(report['players'])}; model {report['model']}")
+    print(f"{'':8}{'top-1':>8}{'top-3':>8}{'top-5':>8}")
+    for who, s in (("human", report["human"]), ("model", report["model_scores"])):
+        print(f"{who:8}" + "".join(f"{s[k]:8.1%}" for k in ("top1", "top3", "top5")))
+    return EXIT_OK
+
+
+def cmd_protocol_doc(args) -> int:
+    from companion.protocol_doc import render
+
+    text = render()
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m companion", description="Lost & Found companion: the local model server.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    def model_args(p):
+        p.add_argument("--model", type=Path, default=DEFAULT_BUNDLE, help="model bundle folder (default: the bundled one)")
+        p.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="ONNX Runtime intra-op threads")
+
+    p = sub.add_parser("serve", help="run the server for the extension and the web UI")
+    model_args(p)
+    p.add_argument("--host", default="127.0.0.1", help="bind address (loopback by default; anything else exposes the model)")
+    p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    p.add_argument("--token", default=None, help="pairing token (default: $LF_TOKEN, else the saved one)")
+    p.add_argument("--rate-limit", type=float, default=30.0, help="messages per second per websocket connection")
+    p.add_argument("--max-frame-bytes", type=int, default=8 * 1024 * 1024)
+    p.add_argument("--max-pixels", type=int, default=4096 * 4096)
+    p.add_argument("--play", type=Path, default=None, help="Play images: a manifest.jsonl or a folder of <id>.json + image")
+    p.add_argument("--db", type=Path, default=None, help="Play scores SQLite (default: in the user data dir)")
+    p.add_argument("--log-level", default="warning")
+    p.set_defaults(fn=cmd_serve)
+
+    p = sub.add_parser("predict", help="predict images without a server")
+    model_args(p)
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    p.add_argument("--top-k", type=int, default=5)
+    p.set_defaults(fn=cmd_predict)
+
+    p = sub.add_parser("baseline-report", help="human (Play) vs model top-1/3/5 on the same images")
+    model_args(p)
+    p.add_argument("--db", type=Path, default=None)
+    p.add_argument("--player", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_baseline_report)
+
+    p = sub.add_parser("protocol-doc", help="render docs/protocol.md from the pydantic models")
+    p.add_argument("--out", type=Path, default=None)
+    p.set_defaults(fn=cmd_protocol_doc)
+
+    args = ap.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

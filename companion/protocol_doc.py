@@ -1,0 +1,124 @@
+"""Render docs/protocol.md from the pydantic models in `companion.protocol` (the models are the truth;
+a test checks that the committed file is what this renders): `python -m companion protocol-doc --out docs/protocol.md`.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+
+from companion import protocol
+from companion.server import CLOSE_UNAUTHORIZED, MAX_HEADER_BYTES, Settings
+
+MODELS = [
+    ("Client → server", [protocol.FrameHeader, protocol.ClientControl]),
+    ("Server → client", [protocol.Prediction, protocol.ErrorMessage, protocol.Pong]),
+    ("Parts of a prediction", [protocol.CountryP, protocol.RegionP, protocol.CellP, protocol.Point]),
+]
+
+INTRO = """\
+# Lost & Found companion protocol (version {version})
+
+Generated from `companion/protocol.py` by `python -m companion protocol-doc --out docs/protocol.md`;
+do not edit by hand. The pydantic models are the protocol: this page shows their JSON Schemas.
+
+The companion listens on `127.0.0.1` (port 8765 by default). Every request passes three gates:
+
+1. **Host**: a loopback-bound companion answers only to `Host: 127.0.0.1|localhost|[::1]` (defeats
+   DNS rebinding); anything else gets HTTP 403.
+2. **Origin**: a request with an `Origin` header must come from a browser extension
+   (`chrome-extension://…`, `moz-extension://…`, `safari-web-extension://…`) or from the companion's
+   own page (`http://127.0.0.1:PORT`, `http://localhost:PORT`). A foreign page's websocket
+   handshake is refused with HTTP 403 (close code 1008 server-side); its HTTP requests get 403.
+   Clients that send no `Origin` (native programs) pass this gate.
+3. **Pairing token**: generated at first start and kept in the user's config dir
+   (`$LF_CONFIG_DIR/token`, else platformdirs' `user_config_dir("lostandfound")/token`), printed by
+   `python -m companion serve` and shown in the web UI; `--token` or `$LF_TOKEN` override it.
+   Websocket: `/ws?token=TOKEN` (browsers cannot set websocket headers). HTTP: `Authorization:
+   Bearer TOKEN`, `X-LF-Token: TOKEN` or `?token=TOKEN`.
+
+## Websocket `/ws?token=TOKEN`
+
+- A wrong or missing token: the server accepts, sends one `ErrorMessage` with code
+  `unauthorized`, then closes with code {close_unauthorized}.
+- **Frames**, client → server, one *binary* message each:
+  `uint32 big-endian N | N bytes of UTF-8 JSON FrameHeader | image bytes (JPEG, PNG or WebP)`,
+  with 1 ≤ N ≤ {max_header}. The server answers every frame with exactly one text message: a
+  `Prediction` (with the frame's `round` and `frame` echoed) or an `ErrorMessage` (with `frame` when
+  the header could be read). Replies on one connection come in the order of the frames.
+- **Rounds**: the answer pools all frames of the same `round` on this connection so far (the mean of
+  their cell log-probabilities; `frames` says how many). A connection remembers its last
+  {max_rounds} rounds (least recently used are forgotten). Send `{{"type": "reset", "round": "…"}}` to
+  forget one round, or `{{"type": "reset"}}` for all; the server answers `Pong`.
+- **Control**, client → server, *text*: a JSON `ClientControl` (`ping` or `reset`); answered by `Pong`.
+- **Errors never close the connection** (except `unauthorized` at the start): a malformed header,
+  garbage bytes, an undecodable image, an oversized frame or a rate-limited message each get an
+  `ErrorMessage` and the next frame is processed normally. The default limits: frames up to
+  {max_bytes} bytes, images up to {max_pixels} pixels, {rate:g} messages/s per connection (burst
+  {burst}); a message larger than the websocket's maximum message size (frame limit + 64 KiB)
+  closes the connection with code 1009.
+- `latency_ms` is server time from receiving the frame to sending the answer; `point` is the
+  probability-weighted centre of the cells near the most likely cell; `cells` are the top cells
+  (ids are the feature ids of `GET /v1/model`'s `cells`).
+
+| ErrorMessage.code | meaning |
+|---|---|
+| `bad_message` | a binary message shorter than 4 bytes, or a text message that is not a `ClientControl` |
+| `bad_header` | the header length is out of range or runs past the message, or the header JSON is not a valid `FrameHeader` |
+| `bad_image` | the image bytes are not a decodable JPEG/PNG/WebP (or are smaller than 16×16) |
+| `too_large` | the frame has more bytes or more pixels than allowed |
+| `rate_limited` | more messages per second than allowed on this connection; the message was dropped |
+| `unauthorized` | a wrong or missing pairing token (or, over HTTP, a refused Host/Origin) |
+| `internal` | a bug; the message says what went wrong |
+
+## HTTP
+
+| method and path | token | body | answer |
+|---|---|---|---|
+| `GET /v1/health` | no | – | `{{"status": "ok", "protocol": {version}, "model": MODEL_ID}}` |
+| `GET /v1/model` | no | – | `{{"model", "backbone", "created", "input", "countries", "regions", "metrics", "cells"}}`; `cells` is a GeoJSON FeatureCollection, properties `{{"id", "country", "name"}}` |
+| `POST /v1/predict[?top_k=K]` | yes | the image bytes (any content type) | a `Prediction` (`round`, `frame` null, `frames` 1); errors: 400/401/413 with an `ErrorMessage` |
+| `GET /` | no | – | the web UI (drop/paste an image; Play) |
+| `POST /v1/play/round` | yes | `{{"player": NAME}}` (optional) | `{{"round", "image", "remaining", "total"}}` |
+| `GET /v1/play/image/ROUND` | no | – | the round's image |
+| `POST /v1/play/guess` | yes | `{{"round": ROUND, "guesses": [up to 5 countries, names or ISO codes, in order]}}` | `{{"truth", "guesses", "model", "score"}}` |
+| `GET /v1/play/scores[?player=NAME]` | no | – | `{{"rounds", "human": {{"top1", "top3", "top5"}}, "model": {{…}}}}` |
+| `GET /v1/play/countries` | no | – | `[{{"code", "name"}}]`, for the guess inputs |
+
+## Example
+
+```python
+import json, struct
+from websockets.sync.client import connect
+
+header = json.dumps({{"round": "r1", "frame": 0, "heading": 90}}).encode()
+with connect("ws://127.0.0.1:8765/ws?token=TOKEN") as ws:
+    ws.send(struct.pack(">I", len(header)) + header + open("frame.jpg", "rb").read())
+    print(json.loads(ws.recv())["countries"][0])
+```
+
+## Messages
+"""
+
+
+def _schema_block(model) -> str:
+    schema = model.model_json_schema()
+    schema.pop("$defs", None)
+    return "```json\n" + json.dumps(schema, indent=2, ensure_ascii=False) + "\n```\n"
+
+
+def render() -> str:
+    s = Settings(token="")
+    out = [INTRO.format(
+        version=protocol.PROTOCOL_VERSION, close_unauthorized=CLOSE_UNAUTHORIZED, max_header=MAX_HEADER_BYTES,
+        max_rounds=s.max_rounds, max_bytes=s.max_frame_bytes, max_pixels=s.max_pixels, rate=s.rate_per_s,
+        burst=s.rate_burst,
+    )]
+    for title, models in MODELS:
+        out.append(f"\n### {title}\n")
+        for m in models:
+            out.append(f"\n#### `{m.__name__}`\n\n")
+            out.append(_schema_block(m))
+    codes = ", ".join(f"`{c}`" for c in typing.get_args(protocol.ErrorCode))
+    out.append(f"\n`ErrorCode`: {codes}.\n")
+    return "".join(out)

@@ -1,0 +1,238 @@
+// Lost & Found companion web UI: Predict (drop/paste an image) and Play (the human baseline).
+// Plain JavaScript, no CDN: the world outline and the model's cells come from this server.
+"use strict";
+
+const TOKEN = document.querySelector('meta[name="lf-token"]').content;
+const $ = (id) => document.getElementById(id);
+const pct = (p) => (100 * p).toFixed(1) + "%";
+const state = { world: null, cells: null, names: {}, round: null };
+
+async function api(path, options = {}) {
+  const headers = Object.assign({ "X-LF-Token": TOKEN }, options.headers || {});
+  const res = await fetch(path, Object.assign({}, options, { headers }));
+  const body = await res.json().catch(() => ({ message: res.statusText }));
+  if (!res.ok) throw new Error(body.message || res.statusText);
+  return body;
+}
+
+// ---- map (equirectangular) ----
+function project(canvas, lng, lat) {
+  return [((lng + 180) / 360) * canvas.width, ((90 - lat) / 180) * canvas.height];
+}
+
+function tracePolygon(ctx, canvas, rings) {
+  for (const ring of rings) {
+    ring.forEach(([lng, lat], i) => {
+      const [x, y] = project(canvas, lng, lat);
+      if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+    });
+    ctx.closePath();
+  }
+}
+
+function geometryPolygons(geom) {
+  if (!geom) return [];
+  if (geom.type === "Polygon") return [geom.coordinates];
+  if (geom.type === "MultiPolygon") return geom.coordinates;
+  return [];
+}
+
+function drawMap(canvas, { cells = [], point = null, truth = null } = {}) {
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#0b2540";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.strokeStyle = "rgba(255,255,255,0.06)";
+  for (let lng = -150; lng < 180; lng += 30) { const [x] = project(canvas, lng, 0); ctx.beginPath(); ctx.moveTo(x, 0); ctx.lineTo(x, canvas.height); ctx.stroke(); }
+  for (let lat = -60; lat < 90; lat += 30) { const [, y] = project(canvas, 0, lat); ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(canvas.width, y); ctx.stroke(); }
+  if (state.world) {
+    ctx.fillStyle = "#2a3b2e";
+    ctx.strokeStyle = "#4d6552";
+    ctx.lineWidth = 0.6;
+    for (const c of state.world.countries) {
+      for (const poly of c.polygons) {
+        ctx.beginPath();
+        tracePolygon(ctx, canvas, poly);
+        ctx.fill("evenodd");
+        ctx.stroke();
+      }
+    }
+  }
+  if (cells.length && state.cells) {
+    const pmax = Math.max(...cells.map((c) => c.p));
+    for (const c of cells) {
+      const feature = state.cells.get(c.id);
+      if (!feature) continue;
+      const a = Math.min(0.9, 0.12 + 0.78 * Math.sqrt(c.p / pmax));
+      ctx.fillStyle = `rgba(255,176,0,${a.toFixed(3)})`;
+      ctx.strokeStyle = "rgba(255,210,90,0.9)";
+      for (const poly of geometryPolygons(feature.geometry)) {
+        ctx.beginPath();
+        tracePolygon(ctx, canvas, poly);
+        ctx.fill("evenodd");
+        ctx.stroke();
+      }
+    }
+  }
+  const pin = (p, color) => {
+    const [x, y] = project(canvas, p.lng, p.lat);
+    ctx.beginPath();
+    ctx.arc(x, y, 7, 0, 2 * Math.PI);
+    ctx.fillStyle = color;
+    ctx.fill();
+    ctx.lineWidth = 2;
+    ctx.strokeStyle = "#fff";
+    ctx.stroke();
+  };
+  if (point) pin(point, "#ff3b30");
+  if (truth) pin(truth, "#3fb950");
+}
+
+// ---- Predict ----
+function bars(list, items, label) {
+  list.replaceChildren(...items.map((it) => {
+    const li = document.createElement("li");
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    bar.style.width = pct(it.p);
+    const name = document.createElement("span");
+    name.textContent = label(it);
+    const p = document.createElement("span");
+    p.textContent = pct(it.p);
+    li.append(bar, name, p);
+    return li;
+  }));
+}
+
+async function predict(file) {
+  if (!file || !file.type.startsWith("image/")) {
+    setStatus("status", "That is not an image.", true);
+    return;
+  }
+  $("preview").src = URL.createObjectURL(file);
+  $("preview").hidden = false;
+  $("drop-hint").hidden = true;
+  setStatus("status", "Thinking…");
+  try {
+    const pred = await api("/v1/predict", { method: "POST", body: file, headers: { "Content-Type": file.type } });
+    bars($("countries"), pred.countries, (c) => `${c.name} (${c.code})`);
+    bars($("regions"), pred.regions, (r) => `${r.name}, ${r.country}`);
+    $("point").textContent = `Point: ${pred.point.lat.toFixed(3)}, ${pred.point.lng.toFixed(3)}`;
+    $("results").hidden = false;
+    setStatus("status", `${pred.latency_ms.toFixed(0)} ms · ${pred.model}`);
+    drawMap($("map"), { cells: pred.cells, point: pred.point });
+  } catch (e) {
+    setStatus("status", "Error: " + e.message, true);
+  }
+}
+
+function setStatus(id, text, error = false) {
+  $(id).textContent = text;
+  $(id).classList.toggle("error", error);
+}
+
+// ---- Play ----
+async function newRound() {
+  try {
+    const r = await api("/v1/play/round", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ player: $("player").value || "player" }) });
+    state.round = r.round;
+    $("play-image").src = r.image;
+    $("play-image").hidden = false;
+    $("guess-form").hidden = false;
+    $("play-result").hidden = true;
+    $("play-left").textContent = `${r.remaining} of ${r.total} images left`;
+    for (const input of $("guess-inputs").querySelectorAll("input")) input.value = "";
+    $("guess-inputs").querySelector("input").focus();
+    setStatus("play-status", "");
+    drawMap($("play-map"));
+  } catch (e) {
+    setStatus("play-status", "Error: " + e.message, true);
+  }
+}
+
+function answerList(list, items) {
+  list.replaceChildren(...items.map((g) => {
+    const li = document.createElement("li");
+    li.textContent = g.name;
+    if (g.correct) li.className = "correct";
+    return li;
+  }));
+}
+
+async function submitGuess(ev) {
+  ev.preventDefault();
+  const guesses = [...$("guess-inputs").querySelectorAll("input")].map((i) => i.value.trim()).filter(Boolean);
+  if (!guesses.length) { setStatus("play-status", "Type at least one country.", true); return; }
+  try {
+    const r = await api("/v1/play/guess", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ round: state.round, guesses }) });
+    $("truth").textContent = `It was ${r.truth.name} (${r.truth.lat.toFixed(2)}, ${r.truth.lng.toFixed(2)}).`;
+    answerList($("human-answer"), r.guesses);
+    answerList($("model-answer"), r.model);
+    const row = (who, s) => `<tr><td>${who}</td><td>${pct(s.top1)}</td><td>${pct(s.top3)}</td><td>${pct(s.top5)}</td></tr>`;
+    $("scoreboard").tBodies[0].innerHTML = row("you", r.score.human) + row("model", r.score.model);
+    $("play-result").hidden = false;
+    $("guess-form").hidden = true;
+    setStatus("play-status", `${r.score.rounds} rounds played`);
+    drawMap($("play-map"), { truth: { lat: r.truth.lat, lng: r.truth.lng } });
+  } catch (e) {
+    setStatus("play-status", "Error: " + e.message, true);
+  }
+}
+
+function showTab() {
+  const play = location.hash === "#play";
+  $("predict").hidden = play;
+  $("play").hidden = !play;
+  $("tab-predict").classList.toggle("active", !play);
+  $("tab-play").classList.toggle("active", play);
+}
+
+async function init() {
+  $("token").textContent = TOKEN;
+  $("copy-token").onclick = () => navigator.clipboard && navigator.clipboard.writeText(TOKEN);
+  window.addEventListener("hashchange", showTab);
+  showTab();
+
+  const drop = $("drop");
+  $("file").onchange = () => predict($("file").files[0]);
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); predict(e.dataTransfer.files[0]); });
+  document.addEventListener("paste", (e) => {
+    const item = [...(e.clipboardData ? e.clipboardData.items : [])].find((i) => i.type.startsWith("image/"));
+    if (item) predict(item.getAsFile());
+  });
+
+  for (let i = 0; i < 5; i++) {
+    const li = document.createElement("li");
+    const input = document.createElement("input");
+    input.setAttribute("list", "country-list");
+    input.name = `guess${i + 1}`;
+    input.autocomplete = "off";
+    li.append(input);
+    $("guess-inputs").append(li);
+  }
+  $("new-round").onclick = newRound;
+  $("guess-form").onsubmit = submitGuess;
+
+  const [world, model, countries] = await Promise.all([
+    fetch("/static/world.json").then((r) => r.json()),
+    fetch("/v1/model").then((r) => r.json()),
+    fetch("/v1/play/countries").then((r) => (r.ok ? r.json() : [])),
+  ]);
+  state.world = world;
+  state.cells = new Map(model.cells.features.map((f) => [f.properties.id, f]));
+  $("model").textContent = `model ${model.model} · ${model.cells.features.length} cells`;
+  $("country-list").replaceChildren(...countries.map((c) => {
+    const o = document.createElement("option");
+    o.value = c.name;
+    o.label = c.code;
+    return o;
+  }));
+  drawMap($("map"));
+  drawMap($("play-map"));
+  document.body.dataset.ready = "1";
+}
+
+init().catch((e) => setStatus("status", "Error: " + e.message, true));

@@ -1,0 +1,53 @@
+"""`python -m dataprep <command>`: one subcommand per stage, plus `all`.
+
+Each command lives in its own module exposing `add_arguments(parser)` and `main(args) -> int`.
+Exit codes: 0 done, 1 failed (the message says why), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (command, module, one-line help): a new command is one more line here.
+COMMANDS = [
+    ("ingest", "dataprep.ingest", "raw image+JSON pairs / CSV / <lat>,<lon> folders → manifest"),
+    ("resize", "dataprep.resize", "resized copies (longer side 320 px), all cores, resumable"),
+    ("enrich", "dataprep.enrich", "country + admin-1 region from coordinates"),
+    ("filter", "dataprep.filters", "drop black/blurred/unreadable images and duplicate coordinates"),
+    ("split", "dataprep.split", "stable, location-disjoint train/val/test"),
+    ("balance", "dataprep.balance", "resample train to a target country distribution"),
+    ("cells", "dataprep.cells", "semantic geocells from the train split; assigns every record"),
+    ("datalist", "dataprep.datalist", "write or check the data-list (id + sha256 per record)"),
+    ("cache", "dataprep.cache", "packed uint8 tile cache (memory-mapped .npy + index)"),
+    ("report", "dataprep.report", "HTML + PNG report of a dataset folder"),
+    ("all", "dataprep.pipeline", "every stage, from a config file"),
+    ("boundaries", "dataprep.boundaries", "write the committed simplified admin-1 derivative"),
+    ("collect", "dataprep.collect.cli", "play the site in N browsers, saving panorama + answer pairs"),
+]
+
+KNOWN_ERRORS = (ValueError, OSError, RuntimeError, KeyError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dataprep", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module, help_ in COMMANDS:
+        mod = importlib.import_module(module)
+        p = sub.add_parser(name, help=help_, description=help_)
+        mod.add_arguments(p)
+        p.set_defaults(func=mod.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KNOWN_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 1

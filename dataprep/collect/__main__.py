@@ -1,0 +1,5 @@
+import sys
+
+from dataprep.collect.cli import run
+
+sys.exit(run())

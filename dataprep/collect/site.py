@@ -1,0 +1,290 @@
+"""What a player does on the site, one Playwright page at a time: sign in, start a game by visible
+text, capture the panorama, guess, and read what the results screen shows after the guess.
+
+Every wait here is bounded (`Timeouts`) and calls `beat()` at least every few seconds, so the
+supervisor can tell a slow round from a hung browser.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable
+from urllib.parse import urljoin, urlsplit
+
+from playwright.sync_api import Locator, Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from .config import CollectConfig, ModeConfig
+from .frames import Frame
+
+CHUNK_S = 5.0  # longest single wait between heartbeats
+
+_LATLNG = re.compile(r"(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)")
+_COUNTRY = re.compile(r"^\s*(.+?)\s*\(\s*([A-Za-z]{2})\s*\)\s*$", re.S)
+_ROUND = re.compile(r"(\d+)\s*/\s*(\d+)")
+
+_HIDE_OTHERS = """(el) => {
+  const keep = new Set();
+  for (let n = el; n; n = n.parentElement) keep.add(n);
+  for (const n of document.body.querySelectorAll('*')) {
+    if (!keep.has(n) && !el.contains(n)) n.setAttribute('data-lf-hidden', '');
+  }
+  const style = document.createElement('style');
+  style.id = 'lf-hide-style';
+  style.textContent = '[data-lf-hidden]{visibility:hidden !important}';
+  document.head.appendChild(style);
+}"""
+_UNHIDE = """() => {
+  document.getElementById('lf-hide-style')?.remove();
+  for (const n of document.querySelectorAll('[data-lf-hidden]')) n.removeAttribute('data-lf-hidden');
+}"""
+
+
+class CollectError(Exception):
+    """A failure the worker survives: counted under `kind`, then the game is abandoned."""
+
+    kind = "error"
+
+
+class RateLimited(CollectError):
+    kind = "rate_limited"
+
+
+class RenderTimeout(CollectError):
+    kind = "render_timeout"
+
+
+class BlackFrame(CollectError):
+    kind = "black_frame"
+
+
+class DuplicateGame(CollectError):
+    kind = "duplicate_game"
+
+
+class LoggedOut(CollectError):
+    kind = "logged_out"
+
+
+class NavigationError(CollectError):
+    kind = "navigation"
+
+
+class ResultUnreadable(CollectError):
+    kind = "result_unreadable"
+
+
+class LoginFailed(Exception):
+    """Wrong or missing credentials: no point in retrying, the run stops."""
+
+
+def parse_latlng(text: str) -> tuple[float, float]:
+    m = _LATLNG.search(text)
+    if not m:
+        raise ResultUnreadable(f"no coordinates in {text!r}")
+    lat, lng = float(m.group(1)), float(m.group(2))
+    if not (-90 <= lat <= 90 and -180 <= lng <= 180):
+        raise ResultUnreadable(f"coordinates out of range in {text!r}")
+    return lat, lng
+
+
+def parse_country(text: str) -> tuple[str, str]:
+    """'France (FR)' -> ('France', 'FR')."""
+    m = _COUNTRY.match(text)
+    if not m:
+        raise ResultUnreadable(f"no 'Country (CC)' in {text!r}")
+    return m.group(1), m.group(2).upper()
+
+
+def parse_round(text: str) -> tuple[int, int]:
+    m = _ROUND.search(text)
+    if not m:
+        raise ResultUnreadable(f"no 'N / M' round counter in {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+class Site:
+    def __init__(self, page: Page, cfg: CollectConfig, beat: Callable[[], None] = lambda: None):
+        self.page = page
+        self.cfg = cfg
+        self.sel = cfg.selectors
+        self.t = cfg.timeouts
+        self.beat = beat
+        self.saw_429 = False
+        page.set_default_timeout(self.t.action_s * 1000)
+        page.on("response", self._on_response)
+        # The banner may appear at any time (it is injected late on the real site): whenever it
+        # covers something we click, Playwright accepts it first.
+        page.add_locator_handler(page.locator(self.sel.cookie_accept), lambda btn: btn.click())
+
+    def _on_response(self, response) -> None:
+        if response.status == 429:
+            self.saw_429 = True
+
+    def url(self, path: str) -> str:
+        return urljoin(self.cfg.base_url.rstrip("/") + "/", path.lstrip("/"))
+
+    # -- waiting ------------------------------------------------------------------------------
+    def wait(self, locator: Locator, total_s: float, state: str = "visible") -> None:
+        """locator.wait_for in heartbeat-sized pieces."""
+        deadline = time.monotonic() + total_s
+        while True:
+            self.beat()
+            left = deadline - time.monotonic()
+            try:
+                locator.wait_for(state=state, timeout=max(1.0, min(CHUNK_S, left)) * 1000)
+                return
+            except PlaywrightTimeout:
+                self.check_rate_limit()
+                if time.monotonic() >= deadline:
+                    raise
+
+    def rate_limit_text(self) -> Locator:
+        return self.page.get_by_text(self.sel.rate_limit_text)
+
+    def check_rate_limit(self) -> None:
+        if self.saw_429 or self.rate_limit_text().count():
+            self.saw_429 = False
+            raise RateLimited(f"rate limited at {self.page.url}")
+
+    # -- session ------------------------------------------------------------------------------
+    def goto(self, path: str) -> None:
+        self.beat()
+        response = self.page.goto(self.url(path), wait_until="domcontentloaded")
+        if response is not None and response.status == 429:
+            raise RateLimited(f"HTTP 429 at {self.page.url}")
+        self.check_rate_limit()
+
+    def on_signin(self) -> bool:
+        return urlsplit(self.page.url).path.rstrip("/").startswith(self.cfg.signin_path.rstrip("/"))
+
+    def accept_cookies(self) -> None:
+        btn = self.page.locator(self.sel.cookie_accept).first
+        if btn.is_visible():
+            btn.dispatch_event("click")  # not .click(): the locator handler would take that click first
+
+    def login(self, email: str, password: str) -> None:
+        if not self.on_signin():
+            self.goto(self.cfg.signin_path)
+        self.accept_cookies()
+        self.page.locator(self.sel.email).first.fill(email)
+        self.page.locator(self.sel.password).first.fill(password)
+        self.page.locator(self.sel.login_submit).first.click()
+        try:
+            self.page.wait_for_url(lambda u: not self.on_signin_url(u), timeout=self.t.action_s * 1000)
+        except PlaywrightTimeout:
+            raise LoginFailed(f"still on the sign-in page after logging in as {email!r}: wrong credentials?") from None
+
+    def on_signin_url(self, url: str) -> bool:
+        return urlsplit(url).path.rstrip("/").startswith(self.cfg.signin_path.rstrip("/"))
+
+    def logged_in(self) -> bool:
+        """Open the home page; the site sends a visitor without a session to the sign-in page."""
+        self.goto("/")
+        self.accept_cookies()
+        return not self.on_signin()
+
+    # -- a game -------------------------------------------------------------------------------
+    def start_game(self, mode: ModeConfig) -> str:
+        """Home page, then click each visible text in turn; returns the game id from the URL."""
+        self.saw_429 = False
+        self.goto("/")
+        if self.on_signin():
+            raise LoggedOut("the session has expired")
+        for text in mode.steps:
+            target = self.page.get_by_text(text, exact=True).filter(visible=True).first
+            try:
+                self.wait(target.or_(self.rate_limit_text()).first, self.t.action_s)
+            except PlaywrightTimeout:
+                raise NavigationError(f"no visible {text!r} on {self.page.url}") from None
+            self.check_rate_limit()
+            target.click()
+        pattern = re.compile(mode.game_url)
+        try:
+            self.wait(self.page.locator(self.sel.panorama).or_(self.rate_limit_text()).first, self.t.action_s)
+            self.check_rate_limit()
+            self.page.wait_for_url(pattern)
+        except PlaywrightTimeout:
+            raise NavigationError(f"no game page after {' > '.join(mode.steps)} (at {self.page.url})") from None
+        self.check_rate_limit()
+        return pattern.search(self.page.url).group(1)
+
+    def round_number(self) -> tuple[int, int]:
+        counter = self.page.locator(self.sel.round_number).first
+        self.wait(counter, self.t.action_s)
+        return parse_round(counter.inner_text())
+
+    def wait_round_after(self, round_no: int, total_s: float) -> None:
+        moved_on = self.page.locator(self.sel.round_number).filter(has_not_text=re.compile(rf"(?<!\d){round_no}\s*/"))
+        self.wait(moved_on.first, total_s)
+
+    # -- the panorama -------------------------------------------------------------------------
+    def capture(self, not_like: Frame | None = None) -> Frame:
+        """Screenshot of the panorama alone, once it has rendered and settled.
+
+        Rendered: not blank (colour variance) and two consecutive reads agree, and — right after a
+        round change, while the old image may still be up — different from the previous round's.
+        Reads follow each other directly (each screenshot waits for a fresh frame), so no fixed sleep.
+        """
+        canvas = self.page.locator(self.sel.panorama).first
+        self.wait(canvas, self.t.action_s)
+        box = canvas.bounding_box()
+        self.page.mouse.move(0, 0)
+        if box and box["x"] < 2 and box["y"] < 2:  # a full-window panorama: leave over a far corner
+            vp = self.page.viewport_size or {"width": 0, "height": 0}
+            self.page.mouse.move(vp["width"] - 1, vp["height"] - 1)
+        canvas.evaluate(_HIDE_OTHERS)
+        try:
+            return self._settled(canvas, not_like)
+        finally:
+            self.page.evaluate(_UNHIDE)
+
+    def _settled(self, canvas: Locator, not_like: Frame | None) -> Frame:
+        blank, stable = self.cfg.blank_std, self.cfg.stable_diff
+        start = time.monotonic()
+        black_since = None
+        prev = None
+        while True:
+            self.beat()
+            frame = Frame.from_png(canvas.screenshot(timeout=self.t.action_s * 1000))
+            now = time.monotonic()
+            fresh = not_like is None or frame.differs(not_like) > stable
+            if frame.is_black(blank):
+                black_since = black_since if black_since is not None else now
+                if now - black_since >= self.t.black_s:
+                    raise BlackFrame(f"uniformly black panorama for {self.t.black_s:.0f} s at {self.page.url}")
+            else:
+                black_since = None
+                if fresh and not frame.is_blank(blank) and prev is not None and frame.differs(prev) <= stable:
+                    return frame
+            if now - start >= self.t.render_s:
+                raise RenderTimeout(f"panorama not rendered within {self.t.render_s:.0f} s at {self.page.url}")
+            prev = frame
+
+    # -- after the round ------------------------------------------------------------------------
+    def guess_and_read(self) -> tuple[float, float]:
+        """Place an arbitrary guess, then read the correct location off the results screen."""
+        guess_map = self.page.locator(self.sel.guess_map).first
+        guess_map.hover()  # the real guess map grows on hover: measure it afterwards
+        box = guess_map.bounding_box()
+        if box is None:
+            raise NavigationError("the guess map has no size")
+        self.page.mouse.click(
+            box["x"] + box["width"] * random.uniform(0.3, 0.7), box["y"] + box["height"] * random.uniform(0.3, 0.7)
+        )
+        self.page.locator(self.sel.guess_button).first.click()
+        result = self.page.locator(self.sel.correct_location).first
+        self.wait(result, self.t.action_s)
+        return parse_latlng(result.inner_text())
+
+    def next_round(self, round_no: int) -> None:
+        self.page.locator(self.sel.next_round).first.click()
+        self.wait_round_after(round_no, self.t.action_s)
+
+    def read_country(self) -> tuple[str, str]:
+        """Spectating battle royale: wait for the round's result banner, read its country."""
+        banner = self.page.locator(self.sel.round_country).first
+        self.wait(banner, self.t.br_round_s)
+        return parse_country(banner.inner_text())

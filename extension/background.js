@@ -1,0 +1,274 @@
+// The background: one websocket to the companion for all game tabs, the screenshot fallback, the hotkey.
+// Chrome runs it as a service worker (websocket traffic keeps it alive since Chrome 116, and a ping every
+// 20 s keeps traffic flowing); Firefox as an event page, with the shared scripts listed in the manifest.
+"use strict";
+
+if (typeof importScripts === "function" && !globalThis.LF?.encodeFrame) {
+  importScripts("shared/settings.js", "shared/protocol.js");
+}
+
+const api = LF.api;
+const PING_MS = 20000;
+const PONG_TIMEOUT_MS = 10000;
+const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
+const WRONG_TOKEN_RETRY_MS = 15000;
+const CLOSE_UNAUTHORIZED = 4401;
+const CAPTURE_INTERVAL_MS = 550;   // Chrome allows 2 captureVisibleTab calls per second
+
+const state = {
+  ws: null,
+  status: "connecting",
+  detail: "",
+  attempt: 0,
+  retryTimer: null,
+  pingTimer: null,
+  pongTimer: null,
+  nextFrame: 1,
+  pending: new Map(),     // frame → { tabId, round, localFrame }
+  lastFrame: new Map(),   // tabId → the last frame message, resent once a new connection opens
+  tabs: new Set(),        // tabs whose content script is active on a game page
+  cells: null,            // model id → Map(cell id → rings), from GET /v1/model
+  cellsModel: null,
+  lastCapture: 0,
+};
+
+function setStatus(status, detail = "") {
+  if (state.status === status && state.detail === detail) return;
+  state.status = status;
+  state.detail = detail;
+  broadcast({ type: "status", status, detail });
+}
+
+function broadcast(msg) {
+  for (const tabId of state.tabs) {
+    api.tabs.sendMessage(tabId, msg).catch(() => state.tabs.delete(tabId));
+  }
+}
+
+function clearTimers() {
+  clearTimeout(state.retryTimer);
+  clearInterval(state.pingTimer);
+  clearTimeout(state.pongTimer);
+  state.retryTimer = state.pingTimer = state.pongTimer = null;
+}
+
+async function probeHealth(url) {
+  try {
+    const r = await fetch(`${LF.httpBase(url)}/v1/health`, { signal: AbortSignal.timeout(1500) });
+    return r.ok;
+  } catch {
+    return false;
+  }
+}
+
+async function connect() {
+  clearTimers();
+  if (state.ws) {
+    const old = state.ws;
+    state.ws = null;
+    old.onclose = old.onerror = old.onmessage = old.onopen = null;
+    old.close();
+  }
+  if (state.tabs.size === 0) return;   // nobody to serve: connect when a game tab asks
+  const settings = await LF.loadSettings();
+  if (!settings.token) return setStatus("no_token");
+  let url;
+  try {
+    url = new URL(settings.companionUrl);
+    if (url.protocol !== "ws:" && url.protocol !== "wss:") throw new Error("scheme");
+  } catch {
+    return setStatus("bad_url");
+  }
+  url.searchParams.set("token", settings.token);
+  setStatus("connecting");
+  const ws = new WebSocket(url.href);
+  ws.binaryType = "arraybuffer";
+  state.ws = ws;
+  let opened = false;
+  let unauthorized = false;
+
+  ws.onopen = () => {
+    opened = true;
+    state.attempt = 0;
+    setStatus("connected");
+    state.pingTimer = setInterval(ping, PING_MS);
+    // the companion forgot everything if it restarted: send each tab's latest frame again
+    for (const [tabId, msg] of state.lastFrame) sendFrame(tabId, msg);
+  };
+  ws.onmessage = (event) => onServerMessage(event.data, () => { unauthorized = true; });
+  ws.onclose = async (event) => {
+    if (state.ws !== ws) return;
+    state.ws = null;
+    clearTimers();
+    state.pending.clear();
+    if (unauthorized || event.code === CLOSE_UNAUTHORIZED) {
+      setStatus("wrong_token");
+      state.retryTimer = setTimeout(connect, WRONG_TOKEN_RETRY_MS);
+      return;
+    }
+    if (!opened) {
+      // A refused handshake and a closed port look the same to a websocket; ask over HTTP which it was.
+      setStatus((await probeHealth(settings.companionUrl)) ? "refused" : "not_running");
+    } else {
+      setStatus("not_running");
+    }
+    const delay = BACKOFF_MS[Math.min(state.attempt++, BACKOFF_MS.length - 1)];
+    state.retryTimer = setTimeout(connect, delay);
+  };
+}
+
+function ping() {
+  if (state.ws?.readyState !== WebSocket.OPEN) return;
+  state.ws.send(JSON.stringify({ type: "ping" }));
+  clearTimeout(state.pongTimer);
+  state.pongTimer = setTimeout(() => state.ws?.close(), PONG_TIMEOUT_MS);   // silent companion: reconnect
+}
+
+function onServerMessage(data, markUnauthorized) {
+  let msg;
+  try {
+    msg = JSON.parse(data);
+  } catch {
+    return;
+  }
+  if (msg.type === "pong") {
+    clearTimeout(state.pongTimer);
+    return;
+  }
+  const target = state.pending.get(msg.frame);
+  if (msg.frame != null) state.pending.delete(msg.frame);
+  if (msg.type === "error") {
+    if (msg.code === "unauthorized") markUnauthorized();
+    if (target) api.tabs.sendMessage(target.tabId, { type: "error", code: msg.code, message: msg.message, round: target.round }).catch(() => {});
+    return;
+  }
+  if (msg.type === "prediction" && target) {
+    deliverPrediction(target, msg);
+  }
+}
+
+async function deliverPrediction(target, prediction) {
+  const shapes = await cellShapes(prediction.model, prediction.cells.map((c) => c.id));
+  api.tabs.sendMessage(target.tabId, {
+    type: "prediction",
+    prediction: { ...prediction, frame: target.localFrame, round: target.round },
+    shapes,
+  }).catch(() => {});
+}
+
+// The cells' outlines for the mini-map, from GET /v1/model (fetched once per model).
+async function cellShapes(modelId, ids) {
+  if (state.cellsModel !== modelId) {
+    state.cellsModel = modelId;
+    state.cells = null;
+    try {
+      const settings = await LF.loadSettings();
+      const r = await fetch(`${LF.httpBase(settings.companionUrl)}/v1/model`, { signal: AbortSignal.timeout(10000) });
+      const model = await r.json();
+      state.cells = new Map();
+      for (const f of model.cells?.features || []) {
+        const g = f.geometry || {};
+        const polys = g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
+        state.cells.set(f.properties.id, polys.map((p) => p[0]));
+      }
+    } catch {
+      state.cellsModel = null;   // try again with the next prediction
+    }
+  }
+  const out = {};
+  for (const id of ids) if (state.cells?.has(id)) out[id] = state.cells.get(id);
+  return out;
+}
+
+function sendFrame(tabId, msg) {
+  if (state.ws?.readyState !== WebSocket.OPEN) return false;
+  const frame = state.nextFrame++;
+  state.pending.set(frame, { tabId, round: msg.round, localFrame: msg.frame });
+  const header = LF.frameHeader(msg.round, frame, msg.heading);
+  state.ws.send(LF.encodeFrame(header, LF.base64ToBytes(msg.image)));
+  return true;
+}
+
+// Fallback capture: a screenshot of the visible tab (the page hid its UI first), cropped to the panorama.
+async function captureTab(tab, rect) {
+  const wait = state.lastCapture + CAPTURE_INTERVAL_MS - Date.now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  state.lastCapture = Date.now();
+  const dataUrl = await api.tabs.captureVisibleTab(tab.windowId, { format: "png" });
+  const bitmap = await createImageBitmap(await (await fetch(dataUrl)).blob());
+  const scale = bitmap.width / rect.viewportWidth;
+  const sx = Math.max(0, Math.round(rect.x * scale)), sy = Math.max(0, Math.round(rect.y * scale));
+  const sw = Math.min(bitmap.width - sx, Math.round(rect.width * scale));
+  const sh = Math.min(bitmap.height - sy, Math.round(rect.height * scale));
+  const out = new OffscreenCanvas(sw, sh);
+  out.getContext("2d").drawImage(bitmap, sx, sy, sw, sh, 0, 0, sw, sh);
+  const blob = await out.convertToBlob({ type: "image/png" });
+  return { image: await blobToBase64(blob), width: sw, height: sh };
+}
+
+async function blobToBase64(blob) {
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  let bin = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(bin);
+}
+
+api.runtime.onMessage.addListener((msg, sender, sendResponse) => {
+  const tabId = sender.tab?.id;
+  if (msg.type === "hello" && tabId != null) {
+    const first = state.tabs.size === 0;
+    state.tabs.add(tabId);
+    if (first || !state.ws) connect();
+    sendResponse({ status: state.status, detail: state.detail });
+    return false;
+  }
+  if (msg.type === "bye" && tabId != null) {
+    state.tabs.delete(tabId);
+    state.lastFrame.delete(tabId);
+    return false;
+  }
+  if (msg.type === "frame" && tabId != null) {
+    state.tabs.add(tabId);
+    state.lastFrame.set(tabId, msg);
+    const sent = sendFrame(tabId, msg);
+    if (!sent && !state.ws) connect();
+    sendResponse({ sent, status: state.status });
+    return false;
+  }
+  if (msg.type === "capture-tab" && sender.tab) {
+    captureTab(sender.tab, msg.rect).then(sendResponse, (e) => sendResponse({ error: String(e?.message || e) }));
+    return true;   // answered asynchronously
+  }
+  if (msg.type === "open-options") {
+    api.runtime.openOptionsPage();
+    return false;
+  }
+  return false;
+});
+
+api.storage.onChanged.addListener((changes, area) => {
+  if (area === "local" && changes.settings) {
+    state.attempt = 0;
+    connect();
+  }
+});
+
+api.tabs.onRemoved.addListener((tabId) => {
+  state.tabs.delete(tabId);
+  state.lastFrame.delete(tabId);
+});
+
+async function toggleOverlay() {
+  const [tab] = await api.tabs.query({ active: true, currentWindow: true });
+  if (tab?.id != null) api.tabs.sendMessage(tab.id, { type: "toggle-overlay" }).catch(() => {});
+}
+
+api.commands.onCommand.addListener((command) => {
+  if (command === "toggle-overlay") toggleOverlay();
+});
+
+api.action.onClicked.addListener(() => api.runtime.openOptionsPage());
+
+// for tests and debugging from the service worker console
+globalThis.lfState = state;
+globalThis.lfToggleOverlay = toggleOverlay;

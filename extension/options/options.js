@@ -1,0 +1,70 @@
+"use strict";
+
+const api = LF.api;
+const $ = (id) => document.getElementById(id);
+const SELECTOR_KEYS = Object.keys(LF.DEFAULT_SELECTORS);
+
+function fill(s) {
+  $("companionUrl").value = s.companionUrl;
+  $("token").value = s.token;
+  $("overlay").checked = s.overlay;
+  $("autoCapture").checked = s.autoCapture;
+  $("topK").value = s.topK;
+  $("captureMode").value = s.captureMode;
+  for (const k of SELECTOR_KEYS) $(`sel-${k}`).value = (s.selectors[k] || []).join("\n");
+}
+
+function read() {
+  const selectors = {};
+  for (const k of SELECTOR_KEYS) {
+    selectors[k] = $(`sel-${k}`).value.split("\n").map((l) => l.trim()).filter(Boolean);
+  }
+  return {
+    companionUrl: $("companionUrl").value.trim(),
+    token: $("token").value.trim(),
+    overlay: $("overlay").checked,
+    autoCapture: $("autoCapture").checked,
+    topK: Number($("topK").value),
+    captureMode: $("captureMode").value,
+    selectors,
+  };
+}
+
+async function checkConnection(s) {
+  const out = $("connection");
+  try {
+    const url = new URL(s.companionUrl);
+    if (url.protocol !== "ws:" && url.protocol !== "wss:") throw new Error("not a websocket URL");
+    url.protocol = url.protocol === "wss:" ? "https:" : "http:";
+    const r = await fetch(`${url.origin}/v1/health`, { signal: AbortSignal.timeout(2000) });
+    const health = await r.json();
+    out.textContent = `Companion running, model ${health.model}.`;
+    out.dataset.state = "ok";
+  } catch (e) {
+    out.textContent = e.message === "not a websocket URL" ? "The URL must start with ws:// or wss://."
+      : "The companion is not running at this URL.";
+    out.dataset.state = "bad";
+  }
+}
+
+$("options").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const s = read();
+  await LF.saveSettings(s);
+  $("saved").textContent = "Saved.";
+  setTimeout(() => { $("saved").textContent = ""; }, 2000);
+  checkConnection(s);
+});
+
+$("resetSelectors").addEventListener("click", () => {
+  for (const k of SELECTOR_KEYS) $(`sel-${k}`).value = LF.DEFAULT_SELECTORS[k].join("\n");
+});
+
+(async () => {
+  const s = await LF.loadSettings();
+  fill(s);
+  checkConnection(s);
+  const commands = await api.commands?.getAll?.();
+  const toggle = commands?.find((c) => c.name === "toggle-overlay");
+  if (toggle) $("hotkey").textContent = toggle.shortcut || "not set";
+})();

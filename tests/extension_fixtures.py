@@ -1,0 +1,270 @@
+"""What the extension's browser tests and benchmark run against: a real companion process, a recording
+websocket relay in front of it, the local GeoGuessr-like site, and Debian Chromium with the extension loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+from websockets.sync.server import serve
+
+ROOT = Path(__file__).resolve().parent.parent
+EXTENSION = ROOT / "extension"
+CHROMIUM = Path(os.environ.get("LF_CHROMIUM", "/usr/bin/chromium"))
+DEFAULT_BUNDLE = ROOT / "companion" / "models" / "default"
+DEV_BUNDLE = ROOT / "work" / "dev-bundle"
+TOKEN = "e2e-token-5b1f"
+OVERLAY = "#lf-overlay-host"
+
+
+def model_bundle() -> Path | None:
+    """The bundled default model, else the companion helper's development bundle; None if neither exists."""
+    explicit = os.environ.get("LF_E2E_MODEL")
+    for path in [Path(explicit)] if explicit else [DEFAULT_BUNDLE, DEV_BUNDLE]:
+        if (path / "bundle.json").is_file() and (path / "model.onnx").is_file():
+            return path
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Companion:
+    """`python -m companion serve` as a child process on a fixed port, so that it can be stopped and restarted."""
+
+    def __init__(self, model: Path, token: str = TOKEN, port: int | None = None):
+        self.model, self.token = model, token
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log: list[str] = []
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self, timeout: float = 90) -> Companion:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "companion", "serve", "--model", str(self.model), "--host", "127.0.0.1",
+             "--port", str(self.port), "--token", self.token, "--threads", "1"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + timeout
+        ready = threading.Event()
+
+        def read():
+            for line in self.proc.stdout:
+                self.log.append(line.rstrip())
+                if "Lost & Found companion on http://" in line:
+                    ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        while not ready.wait(0.1):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the companion did not start:\n" + "\n".join(self.log[-30:]))
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def predict(self, images: list[Path]) -> list[dict]:
+        """`python -m companion predict --json` on the same bytes the extension sent."""
+        out = subprocess.run([sys.executable, "-m", "companion", "predict", "--json", "--model", str(self.model),
+                              "--threads", "1", *map(str, images)], cwd=ROOT, capture_output=True, text=True,
+                             timeout=120, check=True)
+        return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+@dataclass
+class Frame:
+    header: dict
+    image: bytes
+    raw_header: bytes
+
+
+@dataclass
+class Relay:
+    """A websocket relay between the extension and the companion that records every message.
+
+    It lets a test look at exactly what left the browser (headers, image bytes) and at every answer.
+    """
+
+    upstream: str
+    port: int = 0
+    frames: list[Frame] = field(default_factory=list)
+    controls: list[str] = field(default_factory=list)     # text messages from the extension (pings)
+    replies: list[dict] = field(default_factory=list)
+    queries: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self._server = None
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def _handle(self, client) -> None:
+        query = client.request.path.partition("?")[2]
+        self.queries.append(query)
+        try:
+            upstream = connect(f"{self.upstream}?{query}", open_timeout=5, max_size=None)
+        except OSError:
+            client.close()
+            return
+
+        def down():
+            try:
+                for msg in upstream:
+                    self.replies.append(json.loads(msg))
+                    client.send(msg)
+            except ConnectionClosed:
+                pass
+            finally:
+                client.close()
+
+        threading.Thread(target=down, daemon=True).start()
+        try:
+            for msg in client:
+                if isinstance(msg, bytes):
+                    (n,) = struct.unpack(">I", msg[:4])
+                    raw = msg[4:4 + n]
+                    self.frames.append(Frame(json.loads(raw), msg[4 + n:], raw))
+                else:
+                    self.controls.append(msg)
+                upstream.send(msg)
+        except ConnectionClosed:
+            pass
+        finally:
+            upstream.close()
+
+    def start(self) -> Relay:
+        self._server = serve(self._handle, "127.0.0.1", self.port, max_size=None)
+        self.port = self._server.socket.getsockname()[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+
+
+@contextmanager
+def browser(user_data_dir: Path, viewport=(1280, 720)):
+    """Headless Debian Chromium with the unpacked extension; yields (context, service worker)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        ext = str(EXTENSION)
+        context = p.chromium.launch_persistent_context(
+            str(user_data_dir), headless=True, executable_path=str(CHROMIUM),
+            viewport={"width": viewport[0], "height": viewport[1]},
+            args=[f"--disable-extensions-except={ext}", f"--load-extension={ext}", "--no-sandbox",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--no-first-run", "--disable-quic"])
+        try:
+            worker = context.service_workers[0] if context.service_workers else context.wait_for_event("serviceworker")
+            yield context, worker
+        finally:
+            context.close()
+
+
+def set_options(worker, **settings) -> None:
+    """Set the extension's options as its options page does (chrome.storage), from its service worker."""
+    worker.evaluate("(patch) => LF.saveSettings(patch)", settings)
+
+
+def sign_in_and_start(page, site, mode: str = "singleplayer") -> str:
+    """The player's way in, by visible text: cookie banner, sign-in form, menus. Returns the game URL."""
+    page.goto(site.url + "/")
+    if page.locator("#onetrust-accept-btn-handler").count():
+        page.click("#onetrust-accept-btn-handler")
+    page.fill("input[name=email]", site.email)
+    page.fill("input[name=password]", site.password)
+    page.click("button[type=submit]")
+    if mode == "singleplayer":
+        page.get_by_text("Singleplayer").click()
+        page.get_by_text("World").click()
+        page.get_by_text("Play", exact=True).click()
+        page.get_by_text("Start game").click()
+        page.wait_for_url(re.compile(r".*/game/[A-Za-z0-9]{16}$"))
+    else:
+        page.get_by_text("Multiplayer").click()
+        page.get_by_text("Battle Royale Countries").click()
+        page.get_by_text("Join").click()
+        page.wait_for_url(re.compile(r".*/battle-royale/[A-Za-z0-9]{16}$"))
+    return page.url
+
+
+def overlay_state(page) -> dict:
+    """What the overlay shows, read from its (open) shadow root."""
+    return page.evaluate("""() => {
+      const host = document.getElementById('lf-overlay-host');
+      if (!host) return null;
+      const s = host.shadowRoot;
+      const q = (n) => s.querySelector(`[data-lf="${n}"]`);
+      return {
+        visible: host.isConnected && getComputedStyle(host).display !== 'none',
+        light: q('light').dataset.state,
+        status: q('status').textContent,
+        countries: [...s.querySelectorAll('[data-lf="country"]')].map((li) => ({
+          code: li.dataset.code, name: li.querySelector('.name').textContent, p: li.querySelector('.p').textContent,
+          flag: li.querySelector('.flag').textContent })),
+        regions: [...s.querySelectorAll('[data-lf="region"]')].map((d) => d.textContent),
+        foot: q('foot').textContent,
+        round: host.dataset.lfRound || null,
+        captureMs: host.dataset.lfCaptureMs ? Number(host.dataset.lfCaptureMs) : null,
+        minimap: !q('minimap').hidden,
+      };
+    }""")
+
+
+def wait_for(predicate, timeout: float = 15, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def wait_for_overlay(page, timeout: float = 15, new_round_than: str | None = None, min_frames: int = 1) -> dict:
+    def ready():
+        s = overlay_state(page)
+        if s and s["countries"] and s["round"] and s["round"] != new_round_than:
+            m = re.search(r"(\d+) views", s["foot"])
+            if (int(m.group(1)) if m else 1) >= min_frames:
+                return s
+        return None
+
+    return wait_for(ready, timeout, what="a prediction in the overlay")
+
+
+def guess_and_next(page) -> None:
+    """Play the round as a player would (the extension never does this itself)."""
+    page.click('[data-qa="guess-map"] canvas', position={"x": 150, "y": 80})
+    page.click('[data-qa="perform-guess"]')
+    page.click('[data-qa="close-round-result"]')

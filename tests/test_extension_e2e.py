@@ -1,0 +1,242 @@
+"""The extension in a real headless Chromium, on the local GeoGuessr-like site, talking to a real companion.
+
+One browser, one companion and one site for the module (starting them is most of the cost); the tests run
+in file order and each leaves the options as it found them. A recording relay sits between the extension
+and the companion where a test needs to see exactly what left the browser.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.extension_fixtures import (
+    CHROMIUM,
+    ROOT,
+    TOKEN,
+    Companion,
+    Relay,
+    browser,
+    guess_and_next,
+    model_bundle,
+    overlay_state,
+    set_options,
+    sign_in_and_start,
+    wait_for,
+    wait_for_overlay,
+)
+from tests.geosite import GeoSite
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium at {CHROMIUM}"),
+    pytest.mark.skipif(model_bundle() is None, reason="needs a model bundle (companion/models/default)"),
+]
+
+HEADER_KEYS = {"v", "round", "frame", "heading"}
+
+
+@pytest.fixture(scope="module")
+def companion():
+    c = Companion(model_bundle()).start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope="module")
+def relay(companion):
+    r = Relay(companion.ws_url).start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="module")
+def site():
+    with GeoSite(br_round_seconds=2.5, br_result_seconds=0.5) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory, relay):
+    with browser(tmp_path_factory.mktemp("chromium-profile")) as (context, worker):
+        set_options(worker, companionUrl=relay.ws_url, token=TOKEN)
+        yield context, worker
+
+
+@pytest.fixture(scope="module")
+def game(chromium, site):
+    context, _ = chromium
+    page = context.new_page()
+    sign_in_and_start(page, site)
+    yield page
+    page.close()
+
+
+def frames_of(relay, round_id):
+    return [f for f in relay.frames if f.header["round"] == round_id]
+
+
+def test_overlay_shows_the_companions_answer_for_the_captured_frame(game, relay, companion, site, tmp_path):
+    state = wait_for_overlay(game, timeout=20)
+    assert len(state["countries"]) == 5 and state["light"] == "connected" and state["status"] == ""
+    for c in state["countries"]:   # flag emoji = the two regional indicators of the ISO code
+        assert c["flag"] == "".join(chr(0x1F1E6 + ord(ch) - 65) for ch in c["code"])
+    assert state["regions"] and state["minimap"] and state["captureMs"] > 0
+
+    # what the companion received for this round: one frame of image bytes, the size of the panorama
+    sent = frames_of(relay, state["round"])
+    assert len(sent) == 1
+    frame = Image.open(io.BytesIO(sent[0].image))
+    canvas_size = game.evaluate("""() => { const c = document.querySelector('[data-qa="panorama"] canvas');
+                                          return [c.width, c.height]; }""")
+    assert frame.format == "JPEG" and frame.size == tuple(canvas_size)
+    assert np.asarray(frame.convert("L")).std() > 20   # a real picture, not a blank buffer
+
+    # the overlay's first country is `companion predict` on the same bytes
+    path = tmp_path / "captured.jpg"
+    path.write_bytes(sent[0].image)
+    fixture = site.games[game.url.rsplit("/", 1)[1]].places[0].path
+    captured, original = companion.predict([path, fixture])
+    assert state["countries"][0]["code"] == captured["countries"][0]["code"]
+    assert [c["code"] for c in state["countries"]] == [c["code"] for c in captured["countries"][:5]]
+    print(f"\noverlay top-1 {state['countries'][0]['code']}; predict on the captured frame "
+          f"{captured['countries'][0]['code']}; on the fixture image {original['countries'][0]['code']}")
+
+    # it only shows: no marker placed, the guess button untouched
+    assert game.locator('[data-qa="guess-marker"]').is_hidden()
+    assert game.locator('[data-qa="perform-guess"]').is_disabled()
+
+    docs = ROOT / "docs" / "img"
+    docs.mkdir(parents=True, exist_ok=True)
+    game.screenshot(path=str(docs / "overlay.png"))
+
+
+def test_new_round_gives_a_new_prediction_and_a_pan_adds_a_view(game, relay):
+    first = wait_for_overlay(game)
+    guess_and_next(game)
+    second = wait_for_overlay(game, new_round_than=first["round"])
+    assert second["round"] != first["round"]
+    new_frames = frames_of(relay, second["round"])
+    assert new_frames and new_frames[0].image != frames_of(relay, first["round"])[0].image
+
+    # the player pans and pauses: the new view goes out under the same round id, and the answer pools both
+    for _ in range(6):
+        game.keyboard.press("ArrowRight")
+        time.sleep(0.03)
+    pooled = wait_for_overlay(game, min_frames=2, timeout=10)
+    assert pooled["round"] == second["round"]
+    views = frames_of(relay, second["round"])
+    assert len(views) >= 2 and views[0].image != views[1].image
+    assert views[0].header["heading"] != views[1].header["heading"]    # from the compass, as drawn
+
+
+def test_pixels_only(game, relay, site):
+    """Only image bytes, round/frame ids and heading leave the browser; the answer's hiding places are untouched."""
+    assert relay.frames
+    game_id = game.url.rsplit("/", 1)[1]
+    for f in relay.frames:
+        assert set(f.header) <= HEADER_KEYS and {"v", "round", "frame"} <= set(f.header)
+        assert re.fullmatch(r"[0-9a-f]{18}", f.header["round"]) and game_id not in f.raw_header.decode()
+        Image.open(io.BytesIO(f.image)).verify()
+    assert all(re.fullmatch(r'\{"type":\s*"ping"\}', c) for c in relay.controls)
+    assert relay.queries and all(q == f"token={TOKEN}" for q in relay.queries)
+    assert site.answer_touches() == []
+
+
+def test_companion_stop_shows_not_running_and_restart_recovers(game, chromium, companion):
+    _, worker = chromium
+    set_options(worker, companionUrl=companion.ws_url)       # directly, without the relay
+    before = wait_for(lambda: (s := overlay_state(game)) and s["light"] == "connected" and s, what="connected")
+    companion.stop()
+    down = wait_for(lambda: (s := overlay_state(game)) and s["light"] == "not_running" and s, timeout=10,
+                    what="'not running'")
+    assert "Companion not running" in down["status"]
+    companion.start()
+    wait_for(lambda: overlay_state(game)["light"] == "connected", timeout=20, what="reconnection")
+    guess_and_next(game)                                      # no reload: the next round is answered
+    after = wait_for_overlay(game, new_round_than=before["round"], timeout=20)
+    assert len(after["countries"]) == 5 and game.evaluate("performance.getEntriesByType('navigation').length") == 1
+
+
+def test_wrong_token_says_so(game, chromium, relay):
+    _, worker = chromium
+    set_options(worker, token="not-the-token")
+    state = wait_for(lambda: (s := overlay_state(game)) and s["light"] == "wrong_token" and s, timeout=10,
+                     what="'wrong token'")
+    assert "Wrong token" in state["status"] and "options" in state["status"]
+    set_options(worker, token=TOKEN, companionUrl=relay.ws_url)
+    wait_for(lambda: overlay_state(game)["light"] == "connected", timeout=15, what="reconnection")
+
+
+def test_hotkey_command_toggles_the_overlay(game, chromium):
+    _, worker = chromium
+    commands = worker.evaluate("chrome.commands.getAll()")
+    toggle = next(c for c in commands if c["name"] == "toggle-overlay")
+    assert toggle["shortcut"] in ("Alt+Shift+L", "⌥⇧L")
+    game.bring_to_front()
+    worker.evaluate("lfToggleOverlay()")
+    wait_for(lambda: not overlay_state(game)["visible"], timeout=5, what="overlay hidden")
+    worker.evaluate("lfToggleOverlay()")
+    wait_for(lambda: overlay_state(game)["visible"], timeout=5, what="overlay shown")
+
+
+def test_screenshot_fallback_hides_the_ui_and_crops_to_the_panorama(chromium, site, relay):
+    context, worker = chromium
+    set_options(worker, captureMode="tab")
+    page = context.new_page()
+    try:
+        page.goto(site.url + "/maps/world")
+        page.get_by_text("Play", exact=True).click()
+        page.get_by_text("Start game").click()
+        state = wait_for_overlay(page, timeout=20)
+        shot = Image.open(io.BytesIO(frames_of(relay, state["round"])[0].image)).convert("RGB")
+        assert shot.size == (1280, 720)
+        # where the guess map and the overlay panel sit on screen, the screenshot shows the street view:
+        # compare with the canvas's own pixels
+        page.evaluate("() => { const c = document.querySelector('[data-qa=\"panorama\"] canvas'); "
+                      "window.__lfTestFrame = c.toDataURL('image/png'); }")
+        data = page.evaluate("window.__lfTestFrame")
+        canvas = Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[1]))).convert("RGB")
+        for box in [(940, 450, 1260, 700), (10, 10, 280, 260)]:
+            a = np.asarray(shot.crop(box), np.float32)
+            b = np.asarray(canvas.crop(box), np.float32)
+            assert np.abs(a - b).mean() < 12, box
+    finally:
+        set_options(worker, captureMode="auto")
+        page.close()
+
+
+def test_battle_royale_rounds_are_followed(chromium, site):
+    context, _ = chromium
+    page = context.new_page()
+    try:
+        page.goto(site.url + "/multiplayer")
+        page.get_by_text("Battle Royale Countries").click()
+        page.get_by_text("Join").click()
+        first = wait_for_overlay(page, timeout=15)
+        second = wait_for_overlay(page, new_round_than=first["round"], timeout=15)
+        assert len(second["countries"]) == 5
+    finally:
+        page.close()
+
+
+def test_panorama_not_found_is_reported(chromium, site):
+    context, worker = chromium
+    set_options(worker, selectors={"panorama": ['[data-qa="street-view-that-moved"]']})
+    page = context.new_page()
+    try:
+        page.goto(site.url + "/maps/world")
+        page.get_by_text("Play", exact=True).click()
+        page.get_by_text("Start game").click()
+        state = wait_for(lambda: (s := overlay_state(page)) and s["light"] == "no_panorama" and s, timeout=10,
+                         what="'panorama not found'")
+        assert "Panorama not found" in state["status"] and not state["countries"]
+    finally:
+        set_options(worker, selectors={})
+        page.close()

@@ -1,0 +1,27 @@
+"""Training under `torchrun --nproc_per_node 2` (DDP, gloo on CPU): a few fine-tuning steps, and
+every rank ends with the same weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from training_fixtures import ROOT, TINY_SIZE, tiny_manifest  # noqa: F401
+
+
+def test_torchrun_two_cpu_ranks_agree(tiny_manifest, tmp_path):  # noqa: F811
+    cfg = {"manifest": str(tiny_manifest), "backbone": "tf_efficientnet_lite0", "size": TINY_SIZE,
+           "frozen": False, "epochs": 1, "max_steps": 3, "batch_size": 4, "wandb": "disabled",
+           "augment": "mild", "out": str(tmp_path / "run")}
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+                        "-m", "training", "train", "--config", str(tmp_path / "cfg.json")],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ranks = json.loads((tmp_path / "run" / "ranks.json").read_text())
+    assert ranks["world"] == 2
+    assert ranks["fingerprints"][0] == ranks["fingerprints"][1]
+    assert (tmp_path / "run" / "best.pt").is_file()

@@ -1,0 +1,143 @@
+"""Tiny end-to-end: fixture images → dataprep → train → evaluate → export → ONNX predict.
+
+Real pixels, real pretrained EfficientNet-Lite0 weights, a real ONNX Runtime session; 64 px inputs
+so that it takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from PIL import Image
+from training_fixtures import FIXTURES, ROOT, tiny_config, tiny_features, tiny_manifest  # noqa: F401
+
+from companion.bundle import load_meta
+from companion.posterior import CellIndex, log_softmax, pool_log_probs
+from companion.preprocess import prepare as prepare_pixels
+from training.data import DataError, load_dataset
+from training.evaluate import evaluate_run
+from training.export import PARITY_ATOL, export_bundle, parity
+from training.train import load_trained, prepare, train
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_manifest, tiny_features, tmp_path_factory):  # noqa: F811
+    cfg = tiny_config(tiny_manifest, tiny_features, tmp_path_factory.mktemp("run") / "run")
+    return train(cfg), cfg
+
+
+def test_train_checkpoints_and_learns(trained_run):
+    run, cfg = trained_run
+    assert (run / "best.pt").is_file() and (run / "last.pt").is_file()
+    state = torch.load(run / "last.pt", weights_only=False)["state"]
+    assert state["epoch"] == cfg.epochs
+    losses = [h["train_loss"] for h in state["history"]]
+    assert losses[-1] < losses[0]  # the head fits its training data
+
+
+def test_resume_continues_from_last_checkpoint(trained_run, tmp_path):
+    run, cfg = trained_run
+    import shutil
+
+    copy = tmp_path / "resumed"
+    shutil.copytree(run, copy)
+    cfg2 = type(cfg)(**{**cfg.__dict__, "out": str(copy), "epochs": cfg.epochs + 1})
+    train(cfg2)
+    state = torch.load(copy / "last.pt", weights_only=False)["state"]
+    assert state["epoch"] == cfg.epochs + 1 and len(state["history"]) == cfg.epochs + 1
+
+
+def test_evaluate_writes_report(trained_run, tmp_path):
+    run, _ = trained_run
+    report = evaluate_run(run, tmp_path / "eval")
+    for part in ("val", "test", "test_yosshstd"):
+        assert 0 <= report[part]["country_top1"] <= report[part]["country_top5"] <= 1
+    assert report["test"]["per_country"]
+    for name in ("metrics.json", "confusion.png", "error_map.png", "report.html"):
+        assert (tmp_path / "eval" / name).stat().st_size > 0
+    assert "data:image/png;base64" in (tmp_path / "eval" / "report.html").read_text()
+
+
+def test_export_then_onnx_predicts_on_real_images(trained_run, tmp_path):
+    run, cfg = trained_run
+    ds = load_dataset(cfg.manifest)
+    bundle = export_bundle(run, ds, tmp_path / "bundle", metrics={"split": "test"}, point_radius_km=200.0)
+    meta = load_meta(bundle)
+    assert meta.input.size == cfg.size and meta.backbone == cfg.backbone
+    assert meta.datalist_sha256 == ds.datalist_sha256 and meta.point_radius_km == 200.0
+    assert meta.metrics["onnx_parity_max_abs_fp32"] <= PARITY_ATOL
+    cells = json.loads((bundle / "cells.geojson").read_text())
+    assert {f["properties"]["id"] for f in cells["features"]} == {c.id for c in meta.cells}
+
+    sess = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["pixels"] and [o.name for o in sess.get_outputs()] == ["logits"]
+    index = CellIndex.from_meta(meta)
+    for path in sorted(FIXTURES.glob("*.jpg"))[:3]:
+        x = prepare_pixels(Image.open(path), meta.input.spec())
+        logits = sess.run(["logits"], {"pixels": x})[0]
+        assert logits.shape == (len(x), len(meta.cells))
+        probs = np.exp(pool_log_probs(log_softmax(logits)))
+        assert index.country_probs(probs).sum() == pytest.approx(1)
+        lat, lng = index.point(probs, meta.point_radius_km)
+        assert -90 <= lat <= 90 and -180 <= lng <= 180
+
+
+def test_parity_onnx_vs_torch_on_real_images(trained_run, tmp_path):
+    run, cfg = trained_run
+    model, _, _ = load_trained(run)
+    from training.export import export_onnx
+
+    export_onnx(model, cfg.size, tmp_path / "m.onnx")
+    x = np.concatenate([prepare_pixels(Image.open(p), load_meta_spec(cfg)) for p in sorted(FIXTURES.glob("*.jpg"))[:6]])
+    assert parity(model, tmp_path / "m.onnx", x) <= PARITY_ATOL
+
+
+def load_meta_spec(cfg):
+    from training.train import input_spec
+
+    return input_spec(cfg)
+
+
+# --- bad configurations fail before training ---------------------------------------------------------
+
+
+def test_unknown_backbone_is_refused(tiny_manifest, tiny_features, tmp_path):  # noqa: F811
+    with pytest.raises(Exception, match="unknown backbone"):
+        prepare(tiny_config(tiny_manifest, tiny_features, tmp_path / "r", backbone="resnet_nonexistent"))
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_weights_file_is_refused(tiny_manifest, tiny_features, tmp_path):  # noqa: F811
+    with pytest.raises(Exception, match="does not exist"):
+        prepare(tiny_config(tiny_manifest, tiny_features, tmp_path / "r", weights=str(tmp_path / "no.pth"),
+                            features_dir=str(tmp_path / "f")))
+
+
+def test_datalist_mismatch_is_refused(tiny_manifest, tiny_features, tmp_path):  # noqa: F811
+    with pytest.raises(DataError, match="data-list sha256"):
+        prepare(tiny_config(tiny_manifest, tiny_features, tmp_path / "r", datalist_sha256="0" * 64))
+
+
+def test_empty_split_is_refused(tiny_manifest, tmp_path):  # noqa: F811
+    rows = [json.loads(line) for line in tiny_manifest.read_text().splitlines()]
+    for r in rows:
+        r["split"] = "train" if r["split"] == "val" else r["split"]
+        r["image"] = str(tiny_manifest.parent / r["image"]) if not r["image"].startswith("/") else r["image"]
+    bad = tmp_path / "manifest.jsonl"
+    bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "cells.geojson").write_text((tiny_manifest.parent / "cells.geojson").read_text())
+    with pytest.raises(DataError, match="val"):
+        load_dataset(bad)
+
+
+def test_cli_exits_2_with_a_clear_message(tiny_manifest, tmp_path):  # noqa: F811
+    r = subprocess.run([sys.executable, "-m", "training", "train", "--manifest", str(tiny_manifest),
+                        "--backbone", "not_a_model", "--out", str(tmp_path / "r"), "--wandb", "disabled"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "unknown backbone 'not_a_model'" in r.stderr

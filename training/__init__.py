@@ -1,0 +1,1 @@
+"""Training, evaluation and export of the geolocation model (dataprep manifest → model bundle)."""

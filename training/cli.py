@@ -1,0 +1,147 @@
+"""Command line: each subcommand validates its inputs first and exits 2 with a clear message."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from training.data import DataError
+from training.weights import WeightsError
+
+EXIT_BAD_INPUT = 2
+
+
+def _train_overrides(args) -> dict:
+    keys = ("manifest", "backbone", "weights", "size", "epochs", "out", "tau_km", "seed", "wandb", "max_steps")
+    d = {k: getattr(args, k, None) for k in keys}
+    if getattr(args, "finetune", False):
+        d["frozen"] = False
+    if getattr(args, "no_resume", False):
+        d["resume"] = False
+    return d
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="JSON config (TrainConfig fields, or a default config's 'train' part)")
+    p.add_argument("--manifest", help="dataprep's final manifest.jsonl")
+    p.add_argument("--backbone", help="timm model name")
+    p.add_argument("--weights", help="auto (offline packages) | hub | none | path to .pth")
+    p.add_argument("--size", type=int, help="input side in px")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--tau-km", dest="tau_km", type=float, help="label smoothing temperature")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", help="run folder")
+    p.add_argument("--wandb", choices=["offline", "online", "disabled"])
+    p.add_argument("--max-steps", dest="max_steps", type=int)
+    p.add_argument("--finetune", action="store_true", help="train the backbone too (default: frozen features)")
+    p.add_argument("--no-resume", action="store_true", help="start over even if the run folder has last.pt")
+
+
+def cmd_train(args) -> int:
+    from training.config import load_train_config
+    from training.train import train
+
+    cfg = load_train_config(args.config, _train_overrides(args))
+    run = train(cfg)
+    print(f"trained: {run}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from training.evaluate import evaluate_run
+
+    report = evaluate_run(args.run, args.out)
+    for part in ("val", "test", "test_yosshstd"):
+        m = report[part]
+        print(f"{part:14s} n={m['n']:4d} country@1 {m['country_top1']:.3f} @5 {m['country_top5']:.3f} "
+              f"bal {m['country_balanced_acc']:.3f} median {m['median_km']:.0f} km score {m['geoguessr_score']:.0f}")
+    print(f"report: {Path(args.out or Path(args.run) / 'eval') / 'report.html'}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from training.config import TrainConfig
+    from training.data import load_dataset
+    from training.export import bundle_size_mb, export_bundle
+    from training.train import load_trained
+
+    _, cfg, _ = load_trained(args.run, pretrained_backbone=False)
+    cfg = TrainConfig.from_dict({**cfg.to_dict(), **({"manifest": args.manifest} if args.manifest else {})})
+    ds = load_dataset(cfg.manifest, cfg.cells, cfg.datalist_sha256)
+    metrics = {}
+    metrics_file = Path(args.run) / "eval" / "metrics.json"
+    radius = None
+    if metrics_file.is_file():
+        report = json.loads(metrics_file.read_text())
+        metrics = {"split": "test", **{k: v for k, v in report["test"].items() if k != "per_country"}}
+        radius = report["point_radius_km"]
+    out = export_bundle(args.run, ds, args.out, quantize=args.quantize, metrics=metrics, point_radius_km=radius)
+    print(f"exported {out} ({bundle_size_mb(out):.1f} MB)")
+    return 0
+
+
+def cmd_default(args) -> int:
+    from training.config import DefaultConfig
+    from training.default import build_default
+
+    cfg = DefaultConfig.load(args.config)
+    report = build_default(cfg, retrain=args.retrain)
+    t = report["test"]
+    print(f"default bundle: {cfg.bundle} ({report['bundle_mb']:.1f} MB); test country@1 {t['country_top1']:.3f} "
+          f"@5 {t['country_top5']:.3f} median {t['median_km']:.0f} km; report {cfg.report}/report.html")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from training.compare import compare
+
+    compare(args.config, args.out)
+    return 0
+
+
+def cmd_weights(args) -> int:
+    from training.models import backbone_defaults, create_backbone
+
+    for name in args.backbones:
+        model = create_backbone(name, args.weights, backbone_defaults(name)["size"])
+        print(f"{name}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
+              f"{model.num_features} features, weights={args.weights}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("train", help="train a geocell head (or fine-tune) on dataprep's manifest")
+    _add_train_args(p)
+    p.set_defaults(fn=cmd_train)
+    p = sub.add_parser("evaluate", help="val/test metrics, plots and report.html of a run")
+    p.add_argument("run", help="run folder (holds best.pt)")
+    p.add_argument("--out", help="report folder (default: <run>/eval)")
+    p.set_defaults(fn=cmd_evaluate)
+    p = sub.add_parser("export", help="write a model bundle (ONNX + bundle.json + cells.geojson)")
+    p.add_argument("run")
+    p.add_argument("--out", required=True, help="bundle folder to write (replaced atomically)")
+    p.add_argument("--manifest", help="override the run's manifest path")
+    p.add_argument("--quantize", action="store_true", help="int8 dynamic quantization")
+    p.set_defaults(fn=cmd_export)
+    p = sub.add_parser("default", help="train + evaluate + export the companion's default bundle")
+    p.add_argument("--config", default="training/configs/default.json")
+    p.add_argument("--retrain", action="store_true", help="discard the previous run's checkpoints")
+    p.set_defaults(fn=cmd_default)
+    p = sub.add_parser("compare", help="frozen-feature heads for several backbones: val/test metrics + latency")
+    p.add_argument("--config", default="training/configs/compare.json")
+    p.add_argument("--out", default="work/reports/compare")
+    p.set_defaults(fn=cmd_compare)
+    p = sub.add_parser("weights", help="resolve and load pretrained backbone weights (offline check)")
+    p.add_argument("backbones", nargs="+")
+    p.add_argument("--weights", default="auto")
+    p.set_defaults(fn=cmd_weights)
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except (DataError, WeightsError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -1,0 +1,96 @@
+"""`compare`: the backbone choice, measured. For each backbone: a frozen-feature geocell head
+trained with the same settings, its val/test metrics (radius tuned on val), and the CPU latency of
+the whole exported graph (ONNX Runtime, batch 1, 2 threads). Writes compare.json and compare.md.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from training.config import TrainConfig
+from training.evaluate import full_report, onnx_latency_ms
+from training.export import export_onnx
+from training.features import load_cache
+from training.models import GeoModel, Head, create_backbone
+from training.train import input_spec, load_trained, prepare, split_probs, train
+
+COLUMNS = [("country_top1", "country@1"), ("country_top5", "country@5"), ("country_balanced_acc", "balanced"),
+           ("region_top1", "region@1"), ("cell_top1", "cell@1"), ("median_km", "median km"),
+           ("within_750km", "≤750 km"), ("geoguessr_score", "score")]
+
+
+def _features_dir(cfg: TrainConfig, candidates: list[str]) -> str:
+    """The first folder whose cache for this backbone exists (a full cache also covers a subset)."""
+    size = input_spec(cfg).size
+    for folder in candidates:
+        if load_cache(Path(folder), cfg.backbone, size) is not None:
+            return folder
+    return candidates[0]
+
+
+def graph_latency(cfg: TrainConfig, num_cells: int) -> float:
+    spec = input_spec(cfg)
+    backbone = create_backbone(cfg.backbone, "none", spec.size)
+    model = GeoModel(backbone, Head(backbone.num_features, num_cells, cfg.head)).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.onnx"
+        export_onnx(model, spec.size, path)
+        return onnx_latency_ms(path, spec.size)
+
+
+def compare(config: Path | str, out: Path | str) -> dict:
+    d = json.loads(Path(config).read_text(encoding="utf-8"))
+    backbones = d.pop("backbones")
+    feature_dirs = d.pop("features_dirs", ["work/features"])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for name in backbones:
+        cfg = TrainConfig.from_dict({**d.get("train", {}), "backbone": name, "out": str(out / "runs" / name)})
+        cfg.features_dir = _features_dir(cfg, feature_dirs)
+        prep = prepare(cfg)
+        run = train(cfg, prep)
+        model, _, state = load_trained(run, pretrained_backbone=False)
+        probs = {s: split_probs(model, prep, cfg, s) for s in ("val", "test")}
+        report = full_report(prep.index, prep.ds, probs)
+        results[name] = {
+            "size": prep.spec.size,
+            "best_epoch": state["best_epoch"],
+            "point_radius_km": report["point_radius_km"],
+            "val": {k: v for k, v in report["val"].items() if k != "per_country"},
+            "test": {k: v for k, v in report["test"].items() if k != "per_country"},
+            "test_yosshstd": report["test_yosshstd"],
+            "latency_ms": graph_latency(cfg, len(prep.ds.cells)),
+            "params_m": sum(p.numel() for p in create_backbone(name, "none", prep.spec.size).parameters()) / 1e6,
+            "n_train": len(prep.ds.split("train")),
+        }
+        (out / "compare.json").write_text(json.dumps(results, indent=1))
+        print(f"{name}: test country@1 {results[name]['test']['country_top1']:.3f} "
+              f"latency {results[name]['latency_ms']:.0f} ms", flush=True)
+    (out / "compare.md").write_text(markdown_table(results), encoding="utf-8")
+    print(markdown_table(results))
+    return results
+
+
+def _cell(key: str, v: float) -> str:
+    return f"{v:.0f}" if key in ("median_km", "geoguessr_score") else f"{100 * v:.1f}"
+
+
+def markdown_table(results: dict) -> str:
+    head = "| backbone | input | params (M) | CPU ms/tile | split | " + " | ".join(c for _, c in COLUMNS) + " |\n"
+    head += "|" + "---|" * (5 + len(COLUMNS)) + "\n"
+    rows = []
+    for name, r in results.items():
+        for part, label in (("val", "val"), ("test", "test"), ("test_yosshstd", "test yosshstd")):
+            m = r[part]
+            first = f"| {name} | {r['size']} | {r['params_m']:.1f} | {r['latency_ms']:.0f} |" if part == "val" \
+                else "| | | | |"
+            rows.append(first + f" {label} (n={m['n']}) | " + " | ".join(_cell(k, m[k]) for k, _ in COLUMNS) + " |")
+    return head + "\n".join(rows) + "\n"
+
+
+def best_backbone(results: dict, key: str = "geoguessr_score") -> str:
+    """Chosen on validation, never on test."""
+    return max(sorted(results), key=lambda n: results[n]["val"][key])

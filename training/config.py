@@ -1,0 +1,88 @@
+"""Run configuration as dataclasses (JSON files under training/configs/ fill them)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from training.models import HeadConfig
+
+
+@dataclass
+class TrainConfig:
+    # data (dataprep's output)
+    manifest: str = "work/datasets/streetview/manifest.jsonl"
+    cells: str | None = None                 # default: cells.geojson beside the manifest
+    datalist_sha256: str | None = None       # refuse to train on any other dataset version
+    views_per_location: int | None = None    # keep the first k views (by id) of each place; None: all
+    # model
+    backbone: str = "vit_small_patch14_dinov2"
+    weights: str = "auto"                    # auto | hub | none | path to a .pth
+    size: int | None = None                  # input side; None: the backbone's default
+    head: HeadConfig = field(default_factory=HeadConfig)
+    frozen: bool = True                      # True: train the head on cached backbone features
+    features_dir: str = "work/features"
+    # objective
+    tau_km: float = 70.0                     # haversine label smoothing temperature
+    balance: float = 0.5                     # sample weight ∝ (country's train count)^-balance
+    # optimisation
+    epochs: int = 80
+    batch_size: int = 256
+    lr: float = 2e-3
+    backbone_lr: float = 5e-5                # fine-tuning only
+    weight_decay: float = 0.05
+    warmup_epochs: int = 2
+    patience: int = 12                       # early stopping on `select`, in epochs
+    select: str = "geoguessr_score"          # validation metric to maximise
+    max_steps: int | None = None             # stop after this many optimizer steps (smoke tests)
+    augment: str = "mild"                    # none | mild | strong (fine-tuning; frozen features are fixed)
+    workers: int = 0
+    seed: int = 0
+    # bookkeeping
+    out: str = "work/runs/default"
+    resume: bool = True
+    wandb: str = "offline"                   # offline | online | disabled
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown config key(s): {', '.join(unknown)}")
+        d = dict(d)
+        if isinstance(d.get("head"), dict):
+            d["head"] = HeadConfig(**d["head"])
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DefaultConfig:
+    """`python -m training default`: train, evaluate and export the companion's default bundle."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    bundle: str = "companion/models/default"
+    quantize: bool = False                   # int8 dynamic quantization of the ONNX graph
+    max_bundle_mb: float = 30.0
+    model_id: str | None = None
+    report: str = "work/reports/default"
+
+    @classmethod
+    def load(cls, path: Path | str) -> DefaultConfig:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+        train = TrainConfig.from_dict(d.pop("train", {}))
+        known = {f.name for f in fields(cls)} - {"train"}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown config key(s): {', '.join(unknown)}")
+        return cls(train=train, **d)
+
+
+def load_train_config(path: Path | str | None, overrides: dict | None = None) -> TrainConfig:
+    d = json.loads(Path(path).read_text(encoding="utf-8")) if path else {}
+    d = d.get("train", d)
+    d.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return TrainConfig.from_dict(d)
