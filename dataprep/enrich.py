@@ -27,45 +27,161 @@ def haversine_km(lat1, lng1, lat2, lng2) -> np.ndarray:
 
 
 class Locator:
-    """Point → admin-1 row index (-1: none within max_km), vectorized."""
+    """Point → admin-1 row index (-1: none within max_km), vectorized and exact.
+
+    A lookup grid answers most points with one array read: a grid cell that no boundary passes
+    through lies wholly inside one polygon (its label) or wholly outside all of them. Only points
+    in cells a boundary crosses, or within max_km of one, get exact tests: prepared point-in-polygon
+    against the polygons whose boxes hold them, then the nearest boundary within max_km.
+    """
 
     def __init__(self, gdf, max_km: float = 20.0, grid_deg: float = 0.1):
-        self.gdf = gdf
         self.max_km = max_km
-        self.geoms = gdf.geometry.values
+        self.res = grid_deg
+        self.geoms = np.asarray(gdf.geometry.values)
         shapely.prepare(self.geoms)
         self.tree = shapely.STRtree(self.geoms)
+        self.grid = build_grid(self.geoms, grid_deg, max_km)
+        self._edges = None  # (boundary pieces, owner rows, their STRtree): built on first need
 
     def locate(self, lat, lng) -> tuple[np.ndarray, np.ndarray]:
         """(row index or -1, distance km: 0 inside a polygon) for each point."""
-        lat, lng = np.asarray(lat, np.float64), np.asarray(lng, np.float64)
-        idx = np.full(lat.shape, -1, np.int64)
-        dist = np.full(lat.shape, np.inf)
-        pts = shapely.points(lng, lat)
-        p, g = self.tree.query(pts, predicate="within")
+        lat, lng = np.asarray(lat, np.float64).ravel(), np.asarray(lng, np.float64).ravel()
+        h, w = self.grid.shape
+        row = np.clip(((90.0 - lat) / self.res).astype(np.int64), 0, h - 1)
+        col = np.clip(((lng + 180.0) / self.res).astype(np.int64), 0, w - 1)
+        idx = self.grid[row, col].astype(np.int64)
+        dist = np.where(idx >= 0, 0.0, np.inf)
+        todo = np.flatnonzero(idx == MIXED)
+        idx[todo] = NONE
+        if len(todo):
+            self._contains(todo, lat, lng, idx, dist)
+            self._nearest(todo[idx[todo] < 0], lat, lng, idx, dist)
+        return idx, dist
+
+    def _contains(self, todo, lat, lng, idx, dist) -> None:
+        pts = shapely.points(lng[todo], lat[todo])
+        p, g = self.tree.query(pts)  # box candidates; the exact test below uses prepared polygons
+        order = np.lexsort((p, g))
+        p, g = p[order], g[order]
+        inside = np.zeros(len(p), bool)
+        bounds = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else np.zeros(0, int)
+        for a, b in zip(bounds, np.r_[bounds[1:], len(g)], strict=True):
+            sel = todo[p[a:b]]
+            inside[a:b] = shapely.contains_xy(self.geoms[g[a]], lng[sel], lat[sel])
+        p, g = p[inside], g[inside]
         # a point on a shared border is in two polygons: keep the lowest row, deterministically
         order = np.lexsort((g, p))
         p, g = p[order], g[order]
         first = np.r_[True, p[1:] != p[:-1]] if len(p) else np.zeros(0, bool)
-        idx[p[first]] = g[first]
-        dist[p[first]] = 0.0
-        self._nearest(np.flatnonzero(idx < 0), lat, lng, pts, idx, dist)
-        return idx, dist
+        idx[todo[p[first]]] = g[first]
+        dist[todo[p[first]]] = 0.0
 
-    def _nearest(self, todo, lat, lng, pts, idx, dist) -> None:
+    def _nearest(self, todo, lat, lng, idx, dist) -> None:
         if not len(todo):
             return
-        # planar nearest in degrees, bounded by max_km at the point's latitude, then measured in km
+        if self._edges is None:
+            lines, owner = boundary_chunks(self.geoms)
+            self._edges = lines, owner, shapely.STRtree(lines)
+        lines, owner, tree = self._edges
+        # nearest boundary in planar degrees, bounded by max_km at the point's latitude, then measured in km
         deg = self.max_km / (KM_PER_DEG * np.maximum(np.cos(np.radians(lat[todo])), 0.05))
-        for i, d in zip(todo, deg, strict=True):
-            hit = self.tree.query_nearest(pts[i], max_distance=d)
-            if not len(hit):
+        pts = shapely.points(lng[todo], lat[todo])
+        for d in np.unique(np.ceil(deg * 100) / 100):  # few distinct bounds: query in batches
+            sel = np.flatnonzero(np.ceil(deg * 100) / 100 == d)
+            p, e = tree.query_nearest(pts[sel], max_distance=d, all_matches=False)
+            if not len(p):
                 continue
-            g = int(hit.min())
-            near = shapely.get_coordinates(shapely.shortest_line(pts[i], self.geoms[g]))[1]
-            km = float(haversine_km(lat[i], lng[i], near[1], near[0]))
-            if km <= self.max_km:
-                idx[i], dist[i] = g, km
+            near = shapely.get_coordinates(shapely.shortest_line(pts[sel][p], lines[e]))[1::2]
+            km = haversine_km(lat[todo][sel][p], lng[todo][sel][p], near[:, 1], near[:, 0])
+            ok = km <= self.max_km
+            tgt = todo[sel[p[ok]]]
+            idx[tgt], dist[tgt] = owner[e[ok]], km[ok]
+
+
+NONE, MIXED = -1, -2
+
+
+def boundary_chunks(geoms: np.ndarray, size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Every polygon ring cut into linestrings of ≤ size vertices, with the polygon each belongs to:
+    distances to short pieces are cheap, and the nearest piece gives the nearest polygon."""
+    rings, ring_owner = [], []
+    for i, g in enumerate(geoms):
+        for poly in getattr(g, "geoms", [g]):
+            if poly.geom_type != "Polygon":
+                continue
+            for ring in [poly.exterior, *poly.interiors]:
+                rings.append(np.asarray(ring.coords))
+                ring_owner.append(i)
+    coords, index, owner = [], [], []
+    for ring, i in zip(rings, ring_owner, strict=True):
+        for a in range(0, len(ring) - 1, size - 1):
+            piece = ring[a:a + size]
+            if len(piece) >= 2:
+                coords.append(piece)
+                index.append(np.full(len(piece), len(owner)))
+                owner.append(i)
+    if not owner:
+        return np.array([], dtype=object), np.array([], np.int64)
+    return shapely.linestrings(np.concatenate(coords), indices=np.concatenate(index)), np.array(owner, np.int64)
+
+
+def build_grid(geoms: np.ndarray, res: float, max_km: float) -> np.ndarray:
+    """int16 [rows, cols] over lat 90…-90, lng -180…180: a polygon row, NONE, or MIXED (test exactly)."""
+    from PIL import Image, ImageDraw
+
+    w, h = round(360 / res), round(180 / res)
+    label = Image.new("I", (w, h), 0)
+    edge = Image.new("L", (w, h), 0)
+    draw_label, draw_edge = ImageDraw.Draw(label), ImageDraw.Draw(edge)
+
+    def px(coords: np.ndarray) -> list[tuple[float, float]]:
+        # pixel (c, r) spans lng -180 + c·res …, lat 90 - r·res …; PIL centres pixels on integers
+        return list(zip((coords[:, 0] + 180.0) / res - 0.5, (90.0 - coords[:, 1]) / res - 0.5, strict=True))
+
+    # Largest first, each with its holes cleared: an enclave (drawn later, being smaller) keeps its label.
+    for i in np.argsort(-shapely.area(geoms), kind="stable"):
+        for poly in getattr(geoms[i], "geoms", [geoms[i]]):
+            if poly.geom_type != "Polygon" or poly.is_empty:
+                continue
+            draw_label.polygon(px(np.asarray(poly.exterior.coords)), fill=int(i) + 1)
+            for hole in poly.interiors:
+                draw_label.polygon(px(np.asarray(hole.coords)), fill=0)
+            for ring in [poly.exterior, *poly.interiors]:
+                draw_edge.line(px(np.asarray(ring.coords)), fill=1, width=3)  # ±1 px: every crossed cell
+    grid = np.asarray(label, np.int32) - 1
+    mixed = np.asarray(edge, bool)
+    # cells within max_km of a boundary also need the exact path (the nearest-polygon fallback)
+    ry = int(np.ceil(max_km / KM_PER_DEG / res)) + 1
+    lat_edge = np.minimum(np.abs(90.0 - np.arange(h) * res), np.abs(90.0 - (np.arange(h) + 1) * res))
+    lat_far = np.maximum(np.abs(90.0 - np.arange(h) * res), np.abs(90.0 - (np.arange(h) + 1) * res))
+    del lat_edge
+    rx = np.minimum(np.ceil(max_km / (KM_PER_DEG * np.maximum(np.cos(np.radians(lat_far)), 1e-3)) / res) + 1, w // 2).astype(np.int64)
+    near = _dilate_rows(mixed, rx)
+    near = _dilate_cols(near, ry)
+    grid[near & (grid < 0)] = MIXED
+    grid[mixed] = MIXED
+    return grid.astype(np.int16)
+
+
+def _dilate_rows(mask: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """Per-row horizontal dilation with wrap-around at the antimeridian (radius per row)."""
+    h, w = mask.shape
+    pad = int(radius.max())
+    wrapped = np.concatenate([mask[:, w - pad:], mask, mask[:, :pad]], axis=1) if pad else mask
+    csum = np.concatenate([np.zeros((h, 1), np.int32), np.cumsum(wrapped, axis=1, dtype=np.int32)], axis=1)
+    cols = np.arange(w)[None, :] + pad
+    r = radius[:, None]
+    rows = np.arange(h)[:, None]
+    return (csum[rows, cols + r + 1] - csum[rows, cols - r]) > 0
+
+
+def _dilate_cols(mask: np.ndarray, radius: int) -> np.ndarray:
+    h, _ = mask.shape
+    csum = np.concatenate([np.zeros((1, mask.shape[1]), np.int32), np.cumsum(mask, axis=0, dtype=np.int32)], axis=0)
+    lo = np.clip(np.arange(h) - radius, 0, h)
+    hi = np.clip(np.arange(h) + radius + 1, 0, h)
+    return (csum[hi] - csum[lo]) > 0
 
 
 def enrich(samples: list[Sample], gdf, max_km: float = 20.0, grid_deg: float = 0.1) -> tuple[list[Sample], list[Drop]]:

@@ -110,7 +110,7 @@ def plot_drops(drops, path: Path) -> str:
     return _save(fig, path)
 
 
-def thumbnails(drops, path: Path, n: int, side: int = 128) -> str | None:
+def thumbnails(drops, dataset: Path, path: Path, n: int, side: int = 128) -> str | None:
     shown = []
     for d in drops:
         if len(shown) >= n:
@@ -118,7 +118,7 @@ def thumbnails(drops, path: Path, n: int, side: int = 128) -> str | None:
         if d.stage in ("balance",) or not d.image:
             continue
         try:
-            with Image.open(d.image) as img:
+            with Image.open(dataset / d.image) as img:  # relative paths are the dataset folder's
                 img.thumbnail((side, side))
                 shown.append((d, img.convert("RGB")))
         except (OSError, ValueError):
@@ -156,7 +156,7 @@ def write_report(dataset: Path, out: Path, thumbs: int = 24) -> Path:
     if drops:
         figs.append(("Drop reasons", plot_drops(drops, out / "drops.png")))
         if thumbs:
-            name = thumbnails(drops, out / "dropped.png", thumbs)
+            name = thumbnails(drops, dataset, out / "dropped.png", thumbs)
             if name:
                 figs.append(("Dropped images", name))
     rows = "".join(

@@ -194,7 +194,7 @@ async function captureTab(tab, rect) {
   const wait = state.lastCapture + CAPTURE_INTERVAL_MS - Date.now();
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   state.lastCapture = Date.now();
-  const dataUrl = await api.tabs.captureVisibleTab(tab.windowId, { format: "png" });
+  const dataUrl = await api.tabs.captureVisibleTab(tab.windowId, { format: "jpeg", quality: 92 });
   const bitmap = await createImageBitmap(await (await fetch(dataUrl)).blob());
   const scale = bitmap.width / rect.viewportWidth;
   const sx = Math.max(0, Math.round(rect.x * scale)), sy = Math.max(0, Math.round(rect.y * scale));
@@ -202,7 +202,7 @@ async function captureTab(tab, rect) {
   const sh = Math.min(bitmap.height - sy, Math.round(rect.height * scale));
   const out = new OffscreenCanvas(sw, sh);
   out.getContext("2d").drawImage(bitmap, sx, sy, sw, sh, 0, 0, sw, sh);
-  const blob = await out.convertToBlob({ type: "image/png" });
+  const blob = await out.convertToBlob({ type: "image/jpeg", quality: 0.92 });
   return { image: await blobToBase64(blob), width: sw, height: sh };
 }
 

@@ -17,10 +17,11 @@ CREDENTIALS = ("test@example.com", "secret")
 
 
 def fast_config(site_url: str, out: Path, **changes) -> CollectConfig:
+    changes.setdefault("max_minutes", 3.0)  # a safety net: a broken run fails its test instead of hanging it
     cfg = CollectConfig(base_url=site_url, out=out, workers=2, viewport=VIEWPORT, **changes)
     t = cfg.timeouts
     t.action_s, t.render_s, t.black_s, t.br_round_s = 10.0, 6.0, 2.0, 15.0
-    t.watchdog_s, t.backoff_s, t.backoff_max_s = 25.0, 0.3, 2.0
+    t.watchdog_s, t.backoff_s, t.backoff_max_s = 45.0, 0.3, 2.0
     return cfg
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -133,7 +134,10 @@ class Relay:
         except OSError:
             client.close()
             return
+        with upstream:
+            self._pump(client, upstream)
 
+    def _pump(self, client, upstream) -> None:
         def down():
             try:
                 for msg in upstream:
@@ -170,24 +174,35 @@ class Relay:
             self._server.shutdown()
 
 
-@contextmanager
-def browser(user_data_dir: Path, viewport=(1280, 720)):
-    """Headless Debian Chromium with the unpacked extension; yields (context, service worker)."""
-    from playwright.sync_api import sync_playwright
+def extension_with_screenshots(dest: Path) -> Path:
+    """A copy of the extension whose optional "<all_urls>" permission (screenshots) is granted at install.
 
-    with sync_playwright() as p:
-        ext = str(EXTENSION)
-        context = p.chromium.launch_persistent_context(
-            str(user_data_dir), headless=True, executable_path=str(CHROMIUM),
-            viewport={"width": viewport[0], "height": viewport[1]},
-            args=[f"--disable-extensions-except={ext}", f"--load-extension={ext}", "--no-sandbox",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--no-first-run", "--disable-quic"])
-        try:
-            worker = context.service_workers[0] if context.service_workers else context.wait_for_event("serviceworker")
-            yield context, worker
-        finally:
-            context.close()
+    A player grants it in the options page; a headless browser cannot answer that permission prompt, so
+    the copy lists it among the required host permissions instead. Nothing else differs.
+    """
+    shutil.copytree(EXTENSION, dest, dirs_exist_ok=True)
+    manifest = json.loads((dest / "manifest.json").read_text(encoding="utf-8"))
+    manifest["host_permissions"] += manifest.pop("optional_host_permissions")
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return dest
+
+
+@contextmanager
+def browser(p, user_data_dir: Path, viewport=(1280, 720), extension: Path = EXTENSION):
+    """Headless Debian Chromium with the unpacked extension, from a started sync Playwright `p`;
+    yields (context, service worker)."""
+    ext = str(extension)
+    context = p.chromium.launch_persistent_context(
+        str(user_data_dir), headless=True, executable_path=str(CHROMIUM),
+        viewport={"width": viewport[0], "height": viewport[1]},
+        args=[f"--disable-extensions-except={ext}", f"--load-extension={ext}", "--no-sandbox",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              "--no-first-run", "--disable-quic"])
+    try:
+        worker = context.service_workers[0] if context.service_workers else context.wait_for_event("serviceworker")
+        yield context, worker
+    finally:
+        context.close()
 
 
 def set_options(worker, **settings) -> None:
@@ -215,6 +230,23 @@ def sign_in_and_start(page, site, mode: str = "singleplayer") -> str:
         page.get_by_text("Join").click()
         page.wait_for_url(re.compile(r".*/battle-royale/[A-Za-z0-9]{16}$"))
     return page.url
+
+
+def open_game(context, site, mode: str = "singleplayer"):
+    """A new tab in a new game, signed in by cookie (sign_in_and_start covers the visible way in)."""
+    context.add_cookies([{"name": "_ncfa", "value": site.new_session(), "url": site.url},
+                         {"name": "OptanonAlertBoxClosed", "value": "1", "url": site.url}])
+    page = context.new_page()
+    if mode == "singleplayer":
+        page.goto(site.url + "/maps/world")
+        page.get_by_text("Play", exact=True).click()
+        page.get_by_text("Start game").click()
+        page.wait_for_url(re.compile(r".*/game/[A-Za-z0-9]{16}$"))
+    else:
+        page.goto(site.url + "/battle-royale")
+        page.get_by_text("Join").click()
+        page.wait_for_url(re.compile(r".*/battle-royale/[A-Za-z0-9]{16}$"))
+    return page
 
 
 def overlay_state(page) -> dict:

@@ -23,8 +23,10 @@ from tests.extension_fixtures import (
     Companion,
     Relay,
     browser,
+    extension_with_screenshots,
     guess_and_next,
     model_bundle,
+    open_game,
     overlay_state,
     set_options,
     sign_in_and_start,
@@ -63,8 +65,16 @@ def site():
 
 
 @pytest.fixture(scope="module")
-def chromium(tmp_path_factory, relay):
-    with browser(tmp_path_factory.mktemp("chromium-profile")) as (context, worker):
+def playwright():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright, tmp_path_factory, relay):
+    with browser(playwright, tmp_path_factory.mktemp("chromium-profile")) as (context, worker):
         set_options(worker, companionUrl=relay.ws_url, token=TOKEN)
         yield context, worker
 
@@ -186,39 +196,28 @@ def test_hotkey_command_toggles_the_overlay(game, chromium):
     wait_for(lambda: overlay_state(game)["visible"], timeout=5, what="overlay shown")
 
 
-def test_screenshot_fallback_hides_the_ui_and_crops_to_the_panorama(chromium, site, relay):
-    context, worker = chromium
-    set_options(worker, captureMode="tab")
-    page = context.new_page()
-    try:
-        page.goto(site.url + "/maps/world")
-        page.get_by_text("Play", exact=True).click()
-        page.get_by_text("Start game").click()
-        state = wait_for_overlay(page, timeout=20)
+def test_screenshot_fallback_hides_the_ui_and_crops_to_the_panorama(playwright, tmp_path, site, relay):
+    extension = extension_with_screenshots(tmp_path / "extension")
+    with browser(playwright, tmp_path / "profile", extension=extension) as (context, worker):
+        set_options(worker, companionUrl=relay.ws_url, token=TOKEN, captureMode="tab")
+        page = open_game(context, site)
+        state = wait_for_overlay(page, timeout=30)
         shot = Image.open(io.BytesIO(frames_of(relay, state["round"])[0].image)).convert("RGB")
         assert shot.size == (1280, 720)
-        # where the guess map and the overlay panel sit on screen, the screenshot shows the street view:
-        # compare with the canvas's own pixels
-        page.evaluate("() => { const c = document.querySelector('[data-qa=\"panorama\"] canvas'); "
-                      "window.__lfTestFrame = c.toDataURL('image/png'); }")
-        data = page.evaluate("window.__lfTestFrame")
+        # where the guess map and the overlay panel are on screen, the screenshot shows the street view,
+        # as the canvas's own pixels do
+        data = page.evaluate("document.querySelector('[data-qa=\"panorama\"] canvas').toDataURL('image/png')")
         canvas = Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[1]))).convert("RGB")
         for box in [(940, 450, 1260, 700), (10, 10, 280, 260)]:
             a = np.asarray(shot.crop(box), np.float32)
             b = np.asarray(canvas.crop(box), np.float32)
             assert np.abs(a - b).mean() < 12, box
-    finally:
-        set_options(worker, captureMode="auto")
-        page.close()
 
 
 def test_battle_royale_rounds_are_followed(chromium, site):
     context, _ = chromium
-    page = context.new_page()
+    page = open_game(context, site, "battle-royale")
     try:
-        page.goto(site.url + "/multiplayer")
-        page.get_by_text("Battle Royale Countries").click()
-        page.get_by_text("Join").click()
         first = wait_for_overlay(page, timeout=15)
         second = wait_for_overlay(page, new_round_than=first["round"], timeout=15)
         assert len(second["countries"]) == 5
@@ -229,11 +228,8 @@ def test_battle_royale_rounds_are_followed(chromium, site):
 def test_panorama_not_found_is_reported(chromium, site):
     context, worker = chromium
     set_options(worker, selectors={"panorama": ['[data-qa="street-view-that-moved"]']})
-    page = context.new_page()
+    page = open_game(context, site)
     try:
-        page.goto(site.url + "/maps/world")
-        page.get_by_text("Play", exact=True).click()
-        page.get_by_text("Start game").click()
         state = wait_for(lambda: (s := overlay_state(page)) and s["light"] == "no_panorama" and s, timeout=10,
                          what="'panorama not found'")
         assert "Panorama not found" in state["status"] and not state["countries"]

@@ -62,7 +62,9 @@ function drawMap(canvas, { cells = [], point = null, truth = null } = {}) {
     for (const c of cells) {
       const feature = state.cells.get(c.id);
       if (!feature) continue;
-      const a = Math.min(0.9, 0.12 + 0.78 * Math.sqrt(c.p / pmax));
+      const rel = c.p / pmax;
+      if (rel < 0.005) continue;  // a shaded cell should mean a plausible one
+      const a = 0.15 + 0.75 * Math.sqrt(rel);
       ctx.fillStyle = `rgba(255,176,0,${a.toFixed(3)})`;
       ctx.strokeStyle = "rgba(255,210,90,0.9)";
       for (const poly of geometryPolygons(feature.geometry)) {
@@ -76,7 +78,7 @@ function drawMap(canvas, { cells = [], point = null, truth = null } = {}) {
   const pin = (p, color) => {
     const [x, y] = project(canvas, p.lng, p.lat);
     ctx.beginPath();
-    ctx.arc(x, y, 7, 0, 2 * Math.PI);
+    ctx.arc(x, y, 5, 0, 2 * Math.PI);
     ctx.fillStyle = color;
     ctx.fill();
     ctx.lineWidth = 2;

@@ -73,6 +73,7 @@ class Worker:
                     if browser is None or not browser.is_connected():
                         restart = browser is not None
                         _close_quietly(browser)
+                        self.emit("beat")
                         browser = launch(pw, self.cfg)
                         self.emit("browser", "restart" if restart else "launch")
                     self.play_game(browser)
@@ -154,8 +155,8 @@ class Worker:
             return None
 
     def save(self, game_id: str, round_no: int, frame: Frame | None, answer: dict) -> None:
-        if frame is None:
-            self.emit("round", "black")
+        if frame is None:  # a black frame, or a round that changed under us: counted as an error already
+            self.emit("round", "unsaved")
             return
         if self.store.has(game_id, round_no):  # resumed: this round was saved by an earlier run
             self.emit("round", "existing")
@@ -203,6 +204,11 @@ class Worker:
             frame = self.capture(site, last)
             last = frame or last
             name, code = site.read_country()
+            if frame is not None and site.round_number()[0] != round_no:
+                # Spectating runs on the site's clock: when a read is slower than a round, the
+                # screenshot or the banner may already belong to the next round.
+                self.emit("error", "round_changed", f"round {round_no} of {game_id} ended during its capture")
+                frame = None
             self.save(game_id, round_no, frame, {"country": code, "country_name": name})
             if round_no >= total:
                 self.emit("game_done", game_id, "complete")
@@ -213,7 +219,9 @@ class Worker:
 
 
 def launch(pw: Playwright, cfg: CollectConfig) -> Browser:
-    return pw.chromium.launch(executable_path=CHROMIUM, headless=cfg.headless, args=CHROMIUM_ARGS)
+    # Give up on a launch before the watchdog would give up on the worker: a retry is cheaper.
+    return pw.chromium.launch(executable_path=CHROMIUM, headless=cfg.headless, args=CHROMIUM_ARGS,
+                              timeout=cfg.timeouts.watchdog_s * 0.8 * 1000)
 
 
 def _close_quietly(thing) -> None:

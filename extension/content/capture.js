@@ -62,6 +62,7 @@ LF.Capture = class Capture {
     if (!this.styleAdded) {
       const style = document.createElement("style");
       style.textContent = `html.lf-capturing body * { visibility: hidden !important; }
+        html.lf-capturing #lf-overlay-host { display: none !important; }
         html.lf-capturing canvas[data-lf-panorama] { visibility: visible !important; }`;
       document.documentElement.appendChild(style);
       this.styleAdded = true;

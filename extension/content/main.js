@@ -27,6 +27,7 @@
   let pageStart = performance.now();
   let blankSince = null;
   let lastTick = 0;
+  let screenshotRefused = false;
 
   const randomId = () => Array.from(crypto.getRandomValues(new Uint8Array(9)), (b) => b.toString(16).padStart(2, "0")).join("");
 
@@ -43,7 +44,9 @@
     overlay.setVisible(settings.overlay && active);
     let state = connection.status;
     if (active && !round && performance.now() - Math.max(seenPanoramaAt, pageStart) > NOT_FOUND_MS) state = "no_panorama";
-    else if (state === "connected" && round && !round.answered && round.frames === 0) state = "waiting";
+    else if (state === "connected" && round && !round.answered && round.frames === 0) {
+      state = screenshotRefused ? "unreadable" : "waiting";
+    }
     overlay.setStatus(state, LF.STATUS_TEXT[state] || connection.detail || state);
   }
 
@@ -120,8 +123,9 @@
         try {
           const probe = await capture.captureTab(canvas);
           if (!LF.Capture.blank(await capture.signatureOfBase64(probe.image))) mode = "tab";
-        } catch {
-          // no screenshot either: keep waiting for the canvas
+        } catch (e) {
+          // no screenshot either (not allowed in the options?): keep waiting for the canvas, and say why
+          screenshotRefused = /permission/i.test(String(e?.message));
         }
       }
       return;

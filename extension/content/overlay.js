@@ -15,7 +15,8 @@ header b { flex: 1; font-size: 12px; letter-spacing: .02em; }
 .light { width: 9px; height: 9px; border-radius: 50%; background: #f5b642; box-shadow: 0 0 6px currentColor; }
 .light[data-state="connected"] { background: #4cd26b; }
 .light[data-state="not_running"], .light[data-state="wrong_token"], .light[data-state="refused"],
-.light[data-state="no_token"], .light[data-state="bad_url"], .light[data-state="no_panorama"] { background: #ff5a5a; }
+.light[data-state="no_token"], .light[data-state="bad_url"], .light[data-state="no_panorama"],
+.light[data-state="unreadable"] { background: #ff5a5a; }
 header button { all: unset; cursor: pointer; width: 18px; text-align: center; border-radius: 4px; opacity: .8; }
 header button:hover { background: rgba(255,255,255,0.15); opacity: 1; }
 .body { padding: 6px 10px 8px; }
@@ -23,7 +24,7 @@ header button:hover { background: rgba(255,255,255,0.15); opacity: 1; }
 .status { color: #ffd36b; margin: 2px 0 6px; }
 .status:empty { display: none; }
 .status[data-state="wrong_token"], .status[data-state="not_running"], .status[data-state="no_panorama"],
-.status[data-state="refused"], .status[data-state="no_token"] { color: #ff8a8a; }
+.status[data-state="refused"], .status[data-state="no_token"], .status[data-state="unreadable"] { color: #ff8a8a; }
 ol { list-style: none; margin: 0; padding: 0; }
 li { display: grid; grid-template-columns: 20px 1fr 38px; align-items: center; column-gap: 6px; margin: 3px 0; }
 .flag { font-size: 15px; line-height: 1; }

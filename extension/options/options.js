@@ -56,6 +56,14 @@ $("options").addEventListener("submit", async (e) => {
   checkConnection(s);
 });
 
+// The screenshot fallback needs "<all_urls>" (or activeTab, which the hotkey grants for one tab): asked for
+// only when the player opts in, so that installing the extension does not ask to read every site.
+const SCREENSHOT_PERMISSION = { origins: ["<all_urls>"] };
+$("screenshots").addEventListener("change", async (e) => {
+  if (e.target.checked) e.target.checked = await api.permissions.request(SCREENSHOT_PERMISSION);
+  else await api.permissions.remove(SCREENSHOT_PERMISSION);
+});
+
 $("resetSelectors").addEventListener("click", () => {
   for (const k of SELECTOR_KEYS) $(`sel-${k}`).value = LF.DEFAULT_SELECTORS[k].join("\n");
 });
@@ -64,6 +72,7 @@ $("resetSelectors").addEventListener("click", () => {
   const s = await LF.loadSettings();
   fill(s);
   checkConnection(s);
+  $("screenshots").checked = await api.permissions.contains(SCREENSHOT_PERMISSION);
   const commands = await api.commands?.getAll?.();
   const toggle = commands?.find((c) => c.name === "toggle-overlay");
   if (toggle) $("hotkey").textContent = toggle.shortcut || "not set";

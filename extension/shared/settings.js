@@ -48,4 +48,5 @@ LF.STATUS_TEXT = {
   bad_url: "The companion URL in the options is not a ws:// or wss:// URL",
   no_panorama: "Panorama not found — the page changed? Check the selectors in the options",
   waiting: "Waiting for the panorama to render…",
+  unreadable: "The panorama canvas cannot be read — allow screenshots of the game tab in the options",
 };

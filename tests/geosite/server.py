@@ -62,6 +62,7 @@ class Game:
     round: int = 0                      # 0-based index of the current round
     guesses: list[dict] = field(default_factory=list)
     round_started: dict[int, float] = field(default_factory=dict)   # battle royale: round → start time
+    fault: str | None = None            # "hang" | "black" for this game only (GeoSite's `game_faults`)
 
     @property
     def finished(self) -> bool:
@@ -139,7 +140,8 @@ class GeoSite:
     Faults for the collector's tests: `hang` (the panorama never renders), `black` (it renders an
     all-black frame), `ratelimit=N` (the first N game starts answer HTTP 429), `collide` (each game-id
     is handed out twice, so two workers land in the same game). `hang`/`black` also work per page as
-    query parameters (`/game/<id>?black=1`).
+    query parameters (`/game/<id>?black=1`), and per game: `game_faults={2: "hang", 3: "black"}` gives
+    the 2nd and 3rd games started that fault (the others play normally).
     """
 
     def __init__(
@@ -159,6 +161,7 @@ class GeoSite:
         black: bool = False,
         ratelimit: int = 0,
         collide: bool = False,
+        game_faults: dict[int, str] | None = None,
     ):
         self.places = load_places(images)
         self.host, self.port = host, port
@@ -171,6 +174,7 @@ class GeoSite:
         self.hang, self.black = hang, black
         self.ratelimit_left = ratelimit
         self.collide = collide
+        self.game_faults = dict(game_faults or {})
         self.sessions: set[str] = set()
         self.games: dict[str, Game] = {}
         self.requests: list[tuple[str, str]] = []      # (method, path) of every request, in order
@@ -239,7 +243,7 @@ class GeoSite:
                 places = rng.sample(self.places, self.rounds)
             else:
                 places = rng.choices(self.places, k=self.rounds)
-            game = self.games[game_id] = Game(game_id, places)
+            game = self.games[game_id] = Game(game_id, places, fault=self.game_faults.get(len(self.games) + 1))
             if self.collide:
                 self._pending_id = game_id
             return game
@@ -408,8 +412,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "game": game.id,
                 "hash": h,
                 "renderDelayMs": list(site.render_delay_ms),
-                "hang": site.hang or "hang" in query,
-                "black": site.black or "black" in query,
+                "hang": site.hang or "hang" in query or game.fault == "hang",
+                "black": site.black or "black" in query or game.fault == "black",
                 "roundSeconds": site.br_round_seconds,
                 "resultSeconds": site.br_result_seconds,
             }
