@@ -59,6 +59,12 @@ def rss_mb(pid: int) -> dict[str, float]:
     return {"rss_mb": round(int(fields["VmRSS"].split()[0]) / 1024, 1), "peak_rss_mb": round(int(fields["VmHWM"].split()[0]) / 1024, 1)}
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process: unlike wall time, not inflated by other load on the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start(cmd: list[str], env: dict, pattern: re.Pattern) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
@@ -152,8 +158,6 @@ def reference_run(port: int, frames: list[bytes], n: int) -> dict:
     urls = ["data:image/jpeg;base64," + base64.b64encode(f).decode() for f in frames]
     rtt = []
     with httpx.Client(timeout=120) as client:
-        for i in range(3):
-            client.post(f"http://127.0.0.1:{port}/predict", json={"image": urls[i % len(urls)]}).raise_for_status()
         t0 = time.perf_counter()
         for i in range(n):
             t = time.perf_counter()
@@ -196,7 +200,9 @@ def main() -> int:
         try:
             out["server_rss_idle"] = rss_mb(proc.pid)
             asyncio.run(ws_run(port, frames, 1, 10))  # warm the connection path
+            c0 = cpu_s(proc.pid)
             out["ours_1_client"] = asyncio.run(ws_run(port, frames, 1, args.frames))
+            out["ours_1_client"]["server_cpu_ms_per_frame"] = round((cpu_s(proc.pid) - c0) * 1000 / args.frames, 2)
             print("ours, 1 client:", json.dumps(out["ours_1_client"]), flush=True)
             out["ours_8_clients"] = asyncio.run(ws_run(port, frames, 8, args.frames_per_client))
             print("ours, 8 clients:", json.dumps(out["ours_8_clients"]), flush=True)
@@ -210,7 +216,11 @@ def main() -> int:
                             "--classes", str(len(meta.cells)), "--size", str(meta.input.size)],
                            env, re.compile(r"reference on 127\.0\.0\.1:(\d+)"))
         try:
+            reference_run(port, frames, 3)  # warm up
+            c0 = cpu_s(proc.pid)
             out["reference_1_client"] = reference_run(port, frames, args.reference_frames)
+            out["reference_1_client"]["server_cpu_ms_per_frame"] = round(
+                (cpu_s(proc.pid) - c0) * 1000 / args.reference_frames, 2)
             out["reference_rss"] = rss_mb(proc.pid)
             print("reference (base64 POST, torch eager):", json.dumps(out["reference_1_client"]), flush=True)
         finally:
@@ -220,6 +230,7 @@ def main() -> int:
     ours, ref = out["ours_1_client"], out["reference_1_client"]
     out["speedup_p50"] = round(ref["rtt_ms"]["p50"] / ours["rtt_ms"]["p50"], 2)
     out["speedup_p95"] = round(ref["rtt_ms"]["p95"] / ours["rtt_ms"]["p95"], 2)
+    out["cpu_ratio"] = round(ref["server_cpu_ms_per_frame"] / ours["server_cpu_ms_per_frame"], 2)
     out["load_average_end"] = round(os.getloadavg()[0], 2)
     out["targets"] = {"p95_le_50ms": ours["rtt_ms"]["p95"] <= 50, "speedup_ge_3x": out["speedup_p50"] >= 3,
                       "rss_le_500mb": out["server_rss"]["peak_rss_mb"] <= 500}

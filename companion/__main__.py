@@ -51,8 +51,11 @@ def cmd_serve(args) -> int:
                 print(f"Lost & Found companion on http://{_url_host(settings.host)}:{settings.port} "
                       f"(token: {settings.token}) model {engine.model_id}", flush=True)
 
+    # a small receive queue bounds each connection's memory (8 frames at most); frames are already
+    # compressed, so permessage-deflate would only burn CPU
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
-                            ws_max_size=settings.max_frame_bytes + 64 * 1024, ws_ping_interval=20, ws_ping_timeout=20)
+                            ws_max_size=settings.max_frame_bytes + 64 * 1024, ws_max_queue=8,
+                            ws_per_message_deflate=False, ws_ping_interval=20, ws_ping_timeout=20)
     Server(config).run()
     return EXIT_OK
 

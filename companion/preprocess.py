@@ -50,7 +50,7 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise
     except UnidentifiedImageError:
         raise ImageError("not a JPEG, PNG or WebP image") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ImageError(f"cannot decode image: {e}") from e
     if w < 16 or h < 16:
         raise ImageError(f"image is {w}x{h}, too small")

@@ -12,8 +12,8 @@ import hmac
 import json
 import struct
 import time
-from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -135,13 +135,16 @@ def create_app(engine: Engine, settings: Settings, play: Play | None = None) -> 
     async def run(fn, *args):
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
-    async def infer(image: bytes):
+    def log_probs_of(image: bytes):
         try:
-            return await run(engine.frame_log_probs, image, settings.max_pixels)
+            return engine.frame_log_probs(image, settings.max_pixels)
         except ImageTooLarge as e:
             raise FrameError("too_large", str(e)) from None
         except ImageError as e:
             raise FrameError("bad_image", str(e)) from None
+
+    def answer_image(image: bytes, top_k: int):
+        return engine.prediction(log_probs_of(image), top_k=top_k, top_cells=settings.top_cells)
 
     app.add_middleware(
         CORSMiddleware,
@@ -190,12 +193,11 @@ def create_app(engine: Engine, settings: Settings, play: Play | None = None) -> 
             body += chunk
             if len(body) > settings.max_frame_bytes:
                 return JSONResponse(_err("too_large", f"body is over {settings.max_frame_bytes} bytes"), status_code=413)
+        k = max(1, min(top_k or settings.top_k, 50))
         try:
-            log_probs = await infer(bytes(body))
+            pred = await run(answer_image, bytes(body), k)
         except FrameError as e:
             return JSONResponse(e.error.model_dump(), status_code=413 if e.error.code == "too_large" else 400)
-        k = max(1, min(top_k or settings.top_k, 50))
-        pred = engine.prediction(log_probs, top_k=k, top_cells=settings.top_cells)
         pred.latency_ms = round((time.perf_counter() - t0) * 1000, 3)
         return Response(pred.model_dump_json(), media_type="application/json")
 
@@ -228,15 +230,18 @@ def create_app(engine: Engine, settings: Settings, play: Play | None = None) -> 
         except WebSocketDisconnect:
             pass
 
+    def answer_frame(header: FrameHeader, image: bytes, rounds: RoundPool):
+        # all in a worker thread: decoding, the model and the posterior would each stall the event loop
+        pooled, n = rounds.add(header.round, log_probs_of(image))  # a connection's frames are handled one at a time
+        return engine.prediction(pooled, top_k=settings.top_k, top_cells=settings.top_cells,
+                                 round=header.round, frame=header.frame, frames=n)
+
     async def _frame_reply(data: bytes, rounds: RoundPool, t0: float):
         frame = None
         try:
             header, image = parse_frame(data, settings.max_frame_bytes)
             frame = header.frame
-            log_probs = await infer(image)
-            pooled, n = rounds.add(header.round, log_probs)
-            pred = engine.prediction(pooled, top_k=settings.top_k, top_cells=settings.top_cells,
-                                     round=header.round, frame=header.frame, frames=n)
+            pred = await run(answer_frame, header, image, rounds)
             pred.latency_ms = round((time.perf_counter() - t0) * 1000, 3)
             return pred
         except FrameError as e:

@@ -11,10 +11,13 @@ import argparse
 import gzip
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import geopandas as gpd
 import numpy as np
 import shapely
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_BOUNDARIES = PROJECT_ROOT.parent / "shared" / "geo" / "ne_10m_admin_1_states_provinces.geojson.gz"
@@ -50,6 +53,8 @@ def resolve(path: str | Path | None) -> Path:
 
 def load(path: str | Path | None = None) -> gpd.GeoDataFrame:
     """Polygons with columns country, country_name, adm1_code, region, region_group, geometry (valid)."""
+    import geopandas as gpd  # slow to import: not needed for `--help`
+
     p = resolve(path)
     target = f"/vsigzip/{p.resolve()}" if p.suffix == ".gz" else (f"/vsizip/{p.resolve()}" if p.suffix == ".zip" else p)
     try:

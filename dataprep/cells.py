@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-from sklearn.cluster import KMeans
 
 from dataprep.enrich import haversine_km
 from dataprep.records import Sample, read_manifest, write_manifest
@@ -127,8 +126,7 @@ def build(train: list[Sample], gdf, min_samples: int = 20, max_samples: int = 10
         pts = by_country[country]
         for gr in _group_regions(country_codes[country], counts, simple, min_samples):
             members = [s for s in pts if s.adm1_code in set(gr.codes)]
-            # admin-1 regions of a country share their edges exactly: a coverage union is fast and clean
-            shape = shapely.coverage_union_all([exact[c] for c in gr.codes + gr.empty])
+            shape = _union([exact[c] for c in gr.codes + gr.empty], [simple[c] for c in gr.codes + gr.empty])
             shape = shapely.make_valid(shapely.simplify(shape, simplify_deg))
             k = max(1, math.ceil(len(members) / max_samples)) if len(members) > max_samples else 1
             if k == 1:
@@ -159,8 +157,18 @@ def build(train: list[Sample], gdf, min_samples: int = 20, max_samples: int = 10
     return CellSet(features, dict(region_cells), centers, dict(country_cells))
 
 
+def _union(exact: list, simple: list):
+    """Natural Earth's regions of a country share their edges exactly, so a coverage union is fast
+    and clean; a derivative simplified region by region is no longer a coverage: a plain union."""
+    try:
+        return shapely.coverage_union_all(exact)
+    except shapely.errors.GEOSException:
+        return shapely.union_all(simple, grid_size=1e-4)
+
+
 def _kmeans_parts(members: list[Sample], shape, k: int, seed: int):
     """k-means in a plane where degrees of longitude are scaled by cos(latitude) near the group."""
+    from sklearn.cluster import KMeans  # slow to import: only when a cell is split
     lat0 = float(np.mean([s.lat for s in members]))
     cos0 = max(math.cos(math.radians(lat0)), 0.05)
     xy = np.array([(s.lng * cos0, s.lat) for s in members])

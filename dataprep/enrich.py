@@ -127,41 +127,86 @@ def boundary_chunks(geoms: np.ndarray, size: int = 16) -> tuple[np.ndarray, np.n
 
 
 def build_grid(geoms: np.ndarray, res: float, max_km: float) -> np.ndarray:
-    """int16 [rows, cols] over lat 90…-90, lng -180…180: a polygon row, NONE, or MIXED (test exactly)."""
-    from PIL import Image, ImageDraw
+    """int16 [rows, cols] over lat 90…-90, lng -180…180: a polygon row, NONE, or MIXED (test exactly).
 
+    A cell no boundary touches lies wholly inside or outside each polygon, so testing its centre
+    (even-odd scanline fill, exact at cell centres) labels it; cells a boundary touches are MIXED.
+    """
     w, h = round(360 / res), round(180 / res)
-    label = Image.new("I", (w, h), 0)
-    edge = Image.new("L", (w, h), 0)
-    draw_label, draw_edge = ImageDraw.Draw(label), ImageDraw.Draw(edge)
-
-    def px(coords: np.ndarray) -> list[tuple[float, float]]:
-        # pixel (c, r) spans lng -180 + c·res …, lat 90 - r·res …; PIL centres pixels on integers
-        return list(zip((coords[:, 0] + 180.0) / res - 0.5, (90.0 - coords[:, 1]) / res - 0.5, strict=True))
-
-    # Largest first, each with its holes cleared: an enclave (drawn later, being smaller) keeps its label.
-    for i in np.argsort(-shapely.area(geoms), kind="stable"):
-        for poly in getattr(geoms[i], "geoms", [geoms[i]]):
-            if poly.geom_type != "Polygon" or poly.is_empty:
-                continue
-            draw_label.polygon(px(np.asarray(poly.exterior.coords)), fill=int(i) + 1)
-            for hole in poly.interiors:
-                draw_label.polygon(px(np.asarray(hole.coords)), fill=0)
-            for ring in [poly.exterior, *poly.interiors]:
-                draw_edge.line(px(np.asarray(ring.coords)), fill=1, width=3)  # ±1 px: every crossed cell
-    grid = np.asarray(label, np.int32) - 1
-    mixed = np.asarray(edge, bool)
+    grid = np.full((h, w), NONE, np.int32)
+    edge = np.zeros((h, w), bool)
+    for i, g in enumerate(geoms):
+        rings = [np.column_stack(((c[:, 0] + 180.0) / res, (90.0 - c[:, 1]) / res))
+                 for poly in _polygons(g) for c in map(np.asarray, (poly.exterior.coords, *(r.coords for r in poly.interiors)))]
+        if rings:
+            _fill(grid, rings, i)
+            _mark_edges(edge, rings)
+    # a boundary sample lands in every touched cell up to a quarter cell away: one cell of margin
+    edge = _dilate_cols(_dilate_rows(edge, np.ones(h, np.int64)), 1)
     # cells within max_km of a boundary also need the exact path (the nearest-polygon fallback)
     ry = int(np.ceil(max_km / KM_PER_DEG / res)) + 1
-    lat_edge = np.minimum(np.abs(90.0 - np.arange(h) * res), np.abs(90.0 - (np.arange(h) + 1) * res))
     lat_far = np.maximum(np.abs(90.0 - np.arange(h) * res), np.abs(90.0 - (np.arange(h) + 1) * res))
-    del lat_edge
-    rx = np.minimum(np.ceil(max_km / (KM_PER_DEG * np.maximum(np.cos(np.radians(lat_far)), 1e-3)) / res) + 1, w // 2).astype(np.int64)
-    near = _dilate_rows(mixed, rx)
-    near = _dilate_cols(near, ry)
+    rx = np.minimum(np.ceil(max_km / (KM_PER_DEG * np.maximum(np.cos(np.radians(lat_far)), 1e-3)) / res) + 1, w // 2)
+    near = _dilate_cols(_dilate_rows(edge, rx.astype(np.int64)), ry)
     grid[near & (grid < 0)] = MIXED
-    grid[mixed] = MIXED
+    grid[edge] = MIXED
     return grid.astype(np.int16)
+
+
+def _polygons(g):
+    if g.geom_type == "Polygon":
+        return [g] if not g.is_empty else []
+    return [p for part in getattr(g, "geoms", []) for p in _polygons(part)]
+
+
+def _fill(grid: np.ndarray, rings: list[np.ndarray], value: int) -> None:
+    """Even-odd fill of the cells whose centres lie inside the rings (pixel units; holes are rings)."""
+    h, w = grid.shape
+    rows, xs = [], []
+    for ring in rings:
+        x1, y1, x2, y2 = ring[:-1, 0], ring[:-1, 1], ring[1:, 0], ring[1:, 1]
+        lo = np.ceil(np.minimum(y1, y2) - 0.5).astype(np.int64)  # rows whose centre r + 0.5 is in [min y, max y)
+        hi = np.ceil(np.maximum(y1, y2) - 0.5).astype(np.int64)
+        n = hi - lo
+        keep = n > 0
+        if not keep.any():
+            continue
+        e = np.repeat(np.flatnonzero(keep), n[keep])
+        r = lo[e] + (np.arange(len(e)) - np.repeat(np.cumsum(n[keep]) - n[keep], n[keep]))
+        yc = r + 0.5
+        rows.append(r)
+        xs.append(x1[e] + (yc - y1[e]) * (x2[e] - x1[e]) / (y2[e] - y1[e]))
+    if not rows:
+        return
+    r, x = np.concatenate(rows), np.concatenate(xs)
+    order = np.lexsort((x, r))
+    r, x = r[order], x[order]
+    # crossings pair up per row (even-odd): cells with centre c + 0.5 in [x_a, x_b)
+    ra, xa, xb = r[0::2], x[0::2], x[1::2]
+    c0 = np.clip(np.ceil(xa - 0.5), 0, w).astype(np.int64)
+    c1 = np.clip(np.ceil(xb - 0.5), 0, w).astype(np.int64)
+    ok = (c1 > c0) & (ra >= 0) & (ra < h)
+    ra, c0, c1 = ra[ok], c0[ok], c1[ok]
+    if not len(ra):
+        return
+    top, bottom, left, right = ra.min(), ra.max() + 1, c0.min(), c1.max()
+    diff = np.zeros((bottom - top, right - left + 1), np.int32)
+    np.add.at(diff, (ra - top, c0 - left), 1)
+    np.add.at(diff, (ra - top, c1 - left), -1)
+    inside = np.cumsum(diff, axis=1)[:, :-1] > 0
+    grid[top:bottom, left:right][inside] = value
+
+
+def _mark_edges(edge: np.ndarray, rings: list[np.ndarray]) -> None:
+    """Mark the cells that samples along every ring segment (≤ ¼ cell apart) fall in."""
+    h, w = edge.shape
+    for ring in rings:
+        a, b = ring[:-1], ring[1:]
+        n = np.ceil(np.hypot(*(b - a).T) * 4).astype(np.int64) + 1
+        e = np.repeat(np.arange(len(a)), n)
+        t = (np.arange(len(e)) - np.repeat(np.cumsum(n) - n, n)) / np.repeat(np.maximum(n - 1, 1), n)
+        pts = a[e] + (b[e] - a[e]) * t[:, None]
+        edge[np.clip(pts[:, 1].astype(np.int64), 0, h - 1), np.clip(pts[:, 0].astype(np.int64), 0, w - 1)] = True
 
 
 def _dilate_rows(mask: np.ndarray, radius: np.ndarray) -> np.ndarray:

@@ -14,26 +14,34 @@ import re
 from collections import Counter
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from dataprep.drops import read_drops  # noqa: E402
-from dataprep.records import read_manifest  # noqa: E402
+from dataprep.drops import read_drops
+from dataprep.records import read_manifest
 
 PNG_META = {"Software": None}  # no version string in the files: re-runs give the same bytes
 
 
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (imported on use: slow to import)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _save(fig, path: Path) -> str:
+    plt = _pyplot()
     fig.savefig(path, dpi=90, metadata=PNG_META, bbox_inches="tight")
     plt.close(fig)
     return path.name
 
 
 def plot_countries(before: dict, after: dict, path: Path, top: int = 40) -> str:
+    plt = _pyplot()
     order = sorted(before, key=lambda c: (-before[c], c))
     shown = order[:top]
     rest_b = sum(before[c] for c in order[top:])
@@ -55,6 +63,7 @@ def plot_countries(before: dict, after: dict, path: Path, top: int = 40) -> str:
 
 
 def plot_map(samples, cells_doc: dict | None, path: Path) -> str:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(12, 6))
     if cells_doc:
         for f in cells_doc["features"]:
@@ -77,6 +86,7 @@ def plot_map(samples, cells_doc: dict | None, path: Path) -> str:
 
 
 def plot_filters(metrics: dict, thresholds: dict, path: Path) -> str:
+    plt = _pyplot()
     vals = np.array(list(metrics.values()), np.float64).reshape(-1, 2)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
     for ax, col, name, key in ((axes[0], 0, "colour std", "min_color_std"), (axes[1], 1, "Laplacian variance", "min_laplacian_var")):
@@ -99,6 +109,7 @@ def reason_kind(reason: str) -> str:
 
 
 def plot_drops(drops, path: Path) -> str:
+    plt = _pyplot()
     kinds = Counter(f"{d.stage}: {reason_kind(d.reason)}" for d in drops)
     fig, ax = plt.subplots(figsize=(9, 0.35 * max(len(kinds), 1) + 1.2))
     labels = sorted(kinds, key=lambda k: -kinds[k])
@@ -125,6 +136,7 @@ def thumbnails(drops, dataset: Path, path: Path, n: int, side: int = 128) -> str
             continue
     if not shown:
         return None
+    plt = _pyplot()
     cols = min(6, len(shown))
     rows = -(-len(shown) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows), squeeze=False)

@@ -27,7 +27,8 @@ const state = {
   pending: new Map(),     // frame → { tabId, round, localFrame }
   lastFrame: new Map(),   // tabId → the last frame message, resent once a new connection opens
   tabs: new Set(),        // tabs whose content script is active on a game page
-  cells: null,            // model id → Map(cell id → rings), from GET /v1/model
+  cells: null,            // Promise of Map(cell id → outer rings) for cellsModel, from GET /v1/model
+  cellsLoaded: null,      // that Map, once loaded
   cellsModel: null,
   lastCapture: 0,
 };
@@ -147,37 +148,59 @@ function onServerMessage(data, markUnauthorized) {
   }
 }
 
-async function deliverPrediction(target, prediction) {
-  const shapes = await cellShapes(prediction.model, prediction.cells.map((c) => c.id));
+// The answer goes out at once; the mini-map's cell outlines follow as soon as GET /v1/model is loaded
+// (the first answer of a session must not wait for that download).
+function deliverPrediction(target, prediction) {
+  const ids = prediction.cells.map((c) => c.id);
+  const loaded = state.cellsModel === prediction.model && state.cellsLoaded;
   api.tabs.sendMessage(target.tabId, {
     type: "prediction",
     prediction: { ...prediction, frame: target.localFrame, round: target.round },
-    shapes,
+    shapes: loaded ? pickCells(state.cellsLoaded, ids) : null,
   }).catch(() => {});
+  if (!loaded) {
+    cellsFor(prediction.model).then((cells) => {
+      const msg = { type: "shapes", round: target.round, frame: target.localFrame, shapes: pickCells(cells, ids) };
+      api.tabs.sendMessage(target.tabId, msg).catch(() => {});
+    });
+  }
 }
 
-// The cells' outlines for the mini-map, from GET /v1/model (fetched once per model).
-async function cellShapes(modelId, ids) {
-  if (state.cellsModel !== modelId) {
-    state.cellsModel = modelId;
-    state.cells = null;
-    try {
-      const settings = await LF.loadSettings();
-      const r = await fetch(`${LF.httpBase(settings.companionUrl)}/v1/model`, { signal: AbortSignal.timeout(10000) });
-      const model = await r.json();
-      state.cells = new Map();
-      for (const f of model.cells?.features || []) {
-        const g = f.geometry || {};
-        const polys = g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
-        state.cells.set(f.properties.id, polys.map((p) => p[0]));
-      }
-    } catch {
-      state.cellsModel = null;   // try again with the next prediction
-    }
-  }
+function pickCells(cells, ids) {
   const out = {};
-  for (const id of ids) if (state.cells?.has(id)) out[id] = state.cells.get(id);
+  for (const id of ids) if (cells.has(id)) out[id] = cells.get(id);
   return out;
+}
+
+// The cells' outlines for the mini-map, from GET /v1/model: fetched once per model, concurrent callers
+// share the one request, a failure is retried with the next answer.
+function cellsFor(modelId) {
+  if (state.cellsModel !== modelId || !state.cells) {
+    state.cellsModel = modelId;
+    state.cellsLoaded = null;
+    state.cells = loadCells().then((cells) => {
+      if (state.cellsModel === modelId) state.cellsLoaded = cells;
+      return cells;
+    }, () => {
+      if (state.cellsModel === modelId) state.cells = null;
+      return new Map();
+    });
+  }
+  return state.cells;
+}
+
+async function loadCells() {
+  const settings = await LF.loadSettings();
+  const r = await fetch(`${LF.httpBase(settings.companionUrl)}/v1/model`, { signal: AbortSignal.timeout(60000) });
+  if (!r.ok) throw new Error(`GET /v1/model: HTTP ${r.status}`);
+  const model = await r.json();
+  const cells = new Map();
+  for (const f of model.cells?.features || []) {
+    const g = f.geometry || {};
+    const polys = g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
+    cells.set(f.properties.id, polys.map((p) => p[0]));
+  }
+  return cells;
 }
 
 function sendFrame(tabId, msg) {

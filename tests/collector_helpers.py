@@ -20,7 +20,7 @@ def fast_config(site_url: str, out: Path, **changes) -> CollectConfig:
     changes.setdefault("max_minutes", 3.0)  # a safety net: a broken run fails its test instead of hanging it
     cfg = CollectConfig(base_url=site_url, out=out, workers=2, viewport=VIEWPORT, **changes)
     t = cfg.timeouts
-    t.action_s, t.render_s, t.black_s, t.br_round_s = 10.0, 6.0, 2.0, 15.0
+    t.action_s, t.render_s, t.black_s, t.br_round_s = 20.0, 12.0, 2.0, 20.0
     t.watchdog_s, t.backoff_s, t.backoff_max_s = 45.0, 0.3, 2.0
     return cfg
 
@@ -101,3 +101,6 @@ def browser_pids(root: int = 0) -> list[int]:
 
 def worker_pids(root: int = 0) -> list[int]:
     return [p for p in descendants(root or os.getpid()) if any("spawn_main" in a for a in cmdline(p))]
+
+
+ROOT = Path(__file__).resolve().parent.parent

@@ -131,3 +131,15 @@ def test_config_round_trips_through_json_and_refuses_typos(tmp_path):
         CollectConfig.from_json(path)
     with pytest.raises(ValueError, match="mode"):
         CollectConfig(mode="duels").validate()
+
+
+def test_cli_builds_the_config_from_json_and_flags(tmp_path, capsys):
+    from dataprep.cli import main as dataprep_main
+
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"mode": "br-countries", "timeouts": {"render_s": 9}}))
+    assert dataprep_main(["collect", "--config", str(cfg), "--workers", "3", "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["mode"], printed["workers"], printed["timeouts"]["render_s"]) == ("br-countries", 3, 9)
+    assert dataprep_main(["collect", "--workers", "0", "--print-config"]) == 1
+    assert "workers must be >= 1" in capsys.readouterr().err

@@ -7,14 +7,14 @@ import json
 import struct
 
 import pytest
+from companion_fixtures import *  # noqa: F403
+from companion_fixtures import FIXTURE_IMAGES, frame_bytes, jpeg_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from websockets.sync.client import connect
 
 from companion.protocol import FrameHeader
-from companion_fixtures import *  # noqa: F403
-from companion_fixtures import FIXTURE_IMAGES, frame_bytes, jpeg_bytes
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 EXPECTED_ERRORS = {"bad_message", "bad_header", "bad_image", "too_large"}

@@ -9,11 +9,10 @@ import socket
 import struct
 
 import httpx
-from websockets.asyncio.client import connect as aconnect
-from websockets.sync.client import connect
-
 from companion_fixtures import *  # noqa: F403
 from companion_fixtures import FIXTURE_IMAGES, frame_bytes, jpeg_bytes
+from websockets.asyncio.client import connect as aconnect
+from websockets.sync.client import connect
 
 CLIENTS, FRAMES, WINDOW = 50, 200, 4
 
@@ -40,7 +39,8 @@ def test_50_clients_200_frames_no_lost_reply(tiny_server):
         return replies
 
     async def main():
-        return await asyncio.wait_for(asyncio.gather(*(client(c) for c in range(CLIENTS))), timeout=270)
+        # a hang guard (pytest stops at 600 s), not a speed target: speed is the benchmark's business
+        return await asyncio.wait_for(asyncio.gather(*(client(c) for c in range(CLIENTS))), timeout=500)
 
     results = asyncio.run(main())
     assert len(results) == CLIENTS

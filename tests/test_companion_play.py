@@ -8,10 +8,10 @@ import sys
 
 import httpx
 import pytest
-
-from companion.world import world
 from companion_fixtures import *  # noqa: F403
 from companion_fixtures import FIXTURE_IMAGES, ROOT
+
+from companion.world import world
 
 
 def truth_of(image_bytes: bytes) -> tuple[str, str]:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from companion_fixtures import *  # noqa: F403
 from companion_fixtures import FIXTURE_IMAGES, ROOT
 

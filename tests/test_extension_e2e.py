@@ -98,6 +98,8 @@ def test_overlay_shows_the_companions_answer_for_the_captured_frame(game, relay,
     for c in state["countries"]:   # flag emoji = the two regional indicators of the ISO code
         assert c["flag"] == "".join(chr(0x1F1E6 + ord(ch) - 65) for ch in c["code"])
     assert state["regions"] and state["minimap"] and state["captureMs"] > 0
+    # the mini-map shades the top cells (their outlines come from GET /v1/model, possibly just after the answer)
+    wait_for(lambda: overlay_state(game)["shadedPixels"] > 100, timeout=30, what="shaded cells on the mini-map")
 
     # what the companion received for this round: one frame of image bytes, the size of the panorama
     sent = frames_of(relay, state["round"])

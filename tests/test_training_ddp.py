@@ -17,7 +17,7 @@ def test_torchrun_two_cpu_ranks_agree(tiny_manifest, tmp_path):  # noqa: F811
            "augment": "mild", "out": str(tmp_path / "run")}
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         "-m", "training", "train", "--config", str(tmp_path / "cfg.json")],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]

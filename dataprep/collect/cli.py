@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -52,6 +53,7 @@ def main(args: argparse.Namespace) -> int:
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
+    signal.signal(signal.SIGTERM, _stop_on_term)  # a service stop: finish the round, write the summary
     try:
         summary = run_collect(cfg, credentials_from_env(prompt=True), progress=not args.no_progress,
                               summary_path=args.summary)
@@ -60,6 +62,10 @@ def main(args: argparse.Namespace) -> int:
         return 1
     print(format_summary(summary), file=sys.stderr)
     return 1 if summary["errors"].get("fatal") else 0
+
+
+def _stop_on_term(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def format_summary(s: dict) -> str:

@@ -11,13 +11,14 @@ import getpass
 import json
 import multiprocessing as mp
 import os
-import queue
+import pickle
 import signal
 import sys
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -97,6 +98,7 @@ def kill_tree(pid: int) -> None:
 class Slot:
     idx: int
     proc: mp.Process | None = None
+    events: Connection | None = None  # its own pipe: a worker killed mid-message garbles only that
     last_seen: float = 0.0
     starts: deque = field(default_factory=lambda: deque(maxlen=64))
     given_up: bool = False
@@ -108,12 +110,12 @@ class Supervisor:
         self.credentials = credentials
         self.progress = progress
         self.ctx = mp.get_context("spawn")
-        self.events = self.ctx.Queue()
         self.shared = Shared(
-            stop=self.ctx.Event(),
-            saved=self.ctx.Value("i", 0),
-            cooldown_until=self.ctx.Value("d", 0.0),
+            stop=self.ctx.RawValue("b", 0),
+            saved=self.ctx.RawValue("i", 0),
+            cooldown_until=self.ctx.RawValue("d", 0.0),
             max_rounds=-1 if cfg.max_rounds is None else cfg.max_rounds,
+            lock_path=str(cfg.state_dir / "shared.lock"),
         )
         self.slots = [Slot(i) for i in range(cfg.workers)]
         self.counts: Counter = Counter()
@@ -122,13 +124,20 @@ class Supervisor:
         self.stop_reason = None
 
     def start(self, slot: Slot) -> None:
+        if slot.events is not None:  # what the last one said before it died still counts
+            while self._drain_one(slot):
+                pass
+            if slot.events is not None:
+                slot.events.close()
+        slot.events, writer = self.ctx.Pipe(duplex=False)
         slot.proc = self.ctx.Process(
             target=worker_main,
-            args=(slot.idx, self.cfg.to_dict(), self.credentials, self.events, self.shared),
+            args=(slot.idx, self.cfg.to_dict(), self.credentials, writer, self.shared),
             name=f"collect-worker-{slot.idx}",
             daemon=True,
         )
         slot.proc.start()
+        writer.close()  # the worker holds the only write end: its death reads as EOF here
         slot.last_seen = time.monotonic()
         slot.starts.append(slot.last_seen)
 
@@ -142,14 +151,14 @@ class Supervisor:
         self.counts["worker_restarts"] += 1
         self.start(slot)
 
-    def handle(self, event: tuple, bar: tqdm) -> None:
+    def handle(self, event: tuple) -> None:
         idx, kind, *rest = event
         self.slots[idx].last_seen = time.monotonic()
         if kind == "round":
             self.counts["rounds_played"] += 1
             self.counts[f"rounds_{rest[0]}"] += 1
             if rest[0] == "saved":
-                bar.update(1)
+                self.bar.update(1)
         elif kind == "game":
             self.counts["games_started"] += 1
         elif kind == "game_done":
@@ -167,7 +176,24 @@ class Supervisor:
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
-        self.shared.stop.set()
+        self.shared.stop.value = 1
+
+    def _drain_one(self, slot: Slot) -> bool:
+        """Handle one waiting event of this worker; False when there is none or its pipe has ended."""
+        try:
+            if not slot.events.poll():
+                return False
+            self.handle(slot.events.recv())
+            return True
+        except (EOFError, OSError, ValueError, pickle.UnpicklingError):
+            slot.events.close()  # the worker is gone, or died mid-message; watch() restarts it
+            slot.events = None
+            return False
+
+    def receive(self, timeout: float) -> int:
+        """Handle what the workers said within `timeout`; returns how many events there were."""
+        pipes = {s.events: s for s in self.slots if s.events is not None}
+        return sum(self._drain_one(pipes[conn]) for conn in wait(list(pipes), timeout))
 
     def watch(self) -> None:
         now = time.monotonic()
@@ -175,14 +201,14 @@ class Supervisor:
             if slot.given_up or slot.proc is None:
                 continue
             if not slot.proc.is_alive():
-                if not self.shared.stop.is_set():
+                if not self.shared.stop.value:
                     self.restart(slot, "worker_crash")
                 else:
                     slot.proc = None
             elif now - slot.last_seen > self.cfg.timeouts.watchdog_s:
                 kill_tree(slot.proc.pid)
                 slot.proc.join(5)
-                if self.shared.stop.is_set():
+                if self.shared.stop.value:
                     slot.proc = None
                     self.errors["worker_hung"] += 1
                 else:
@@ -199,18 +225,14 @@ class Supervisor:
         Claims(cfg.state_dir / "claims").clear()
         session = ensure_session(cfg, self.credentials)
         deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes else None
-        bar = tqdm(total=cfg.max_rounds, unit="round", desc=f"collect {cfg.mode}", disable=not self.progress,
+        self.bar = bar = tqdm(total=cfg.max_rounds, unit="round", desc=f"collect {cfg.mode}", disable=not self.progress,
                    dynamic_ncols=True, smoothing=0.1)
         for slot in self.slots:
             self.start(slot)
         grace_until = None
         try:
             while True:
-                try:
-                    self.handle(self.events.get(timeout=0.5), bar)
-                    continue_draining = True
-                except queue.Empty:
-                    continue_draining = False
+                events = self.receive(timeout=0.5)
                 if cfg.max_rounds is not None and self.shared.saved.value >= cfg.max_rounds:
                     self.stop("round budget reached")
                 if deadline and time.monotonic() >= deadline:
@@ -221,9 +243,9 @@ class Supervisor:
                     f"workers {len(alive)} games {self.counts['games_started']} errors {sum(self.errors.values())}",
                     refresh=False,
                 )
-                if self.shared.stop.is_set():
+                if self.shared.stop.value:
                     grace_until = grace_until or time.monotonic() + cfg.timeouts.render_s + 2 * cfg.timeouts.action_s
-                    if not alive and not continue_draining:
+                    if not alive and not events:
                         break
                     if time.monotonic() > grace_until:
                         for s in alive:

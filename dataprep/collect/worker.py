@@ -1,6 +1,6 @@
 """One worker: a process with its own Chromium, playing games until told to stop.
 
-It reports everything to the supervisor as events on a queue: ("beat"), ("game", id),
+It reports everything to the supervisor as events on its own pipe: ("beat"), ("game", id),
 ("round", saved?), ("error", kind, message), ("browser", "launch"|"restart"), ("fatal", message).
 A crashed browser is relaunched here; a hung worker is killed and restarted by the supervisor.
 """
@@ -8,10 +8,12 @@ A crashed browser is relaunched here; a hung worker is killed and restarted by t
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import random
 import signal
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -29,12 +31,23 @@ BEAT_EVERY_S = 1.0
 
 @dataclass
 class Shared:
-    """Cross-process state the supervisor hands every worker (multiprocessing primitives)."""
+    """Cross-process state the supervisor hands every worker.
 
-    stop: object  # Event: finish the current round, then exit
-    saved: object  # Value('i'): pairs saved in this run, by all workers
-    cooldown_until: object  # Value('d'): time.time() before which no worker starts a game
+    Lock-free shared values plus an flock'd file: a worker killed or frozen while holding a
+    multiprocessing lock would leave it held for good, while the kernel drops a dead process's flock.
+    """
+
+    stop: object  # RawValue('b'): finish the current round, then exit
+    saved: object  # RawValue('i'): pairs saved in this run, by all workers
+    cooldown_until: object  # RawValue('d'): time.time() before which no worker starts a game
     max_rounds: int  # -1: no limit
+    lock_path: str
+
+    @contextmanager
+    def locked(self):
+        with open(self.lock_path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            yield
 
 
 class Worker:
@@ -52,7 +65,7 @@ class Worker:
 
     # -- reporting ----------------------------------------------------------------------------
     def emit(self, *event) -> None:
-        self.events.put((self.idx, *event))
+        self.events.send((self.idx, *event))
 
     def beat(self) -> None:
         now = time.monotonic()
@@ -62,7 +75,7 @@ class Worker:
 
     @property
     def stopping(self) -> bool:
-        return self.shared.stop.is_set()
+        return bool(self.shared.stop.value)
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> None:
@@ -97,7 +110,7 @@ class Worker:
         t = self.cfg.timeouts
         delay = min(t.backoff_max_s, t.backoff_s * 2**self.rate_hits) * random.uniform(0.75, 1.0)
         self.rate_hits += 1
-        with self.shared.cooldown_until.get_lock():
+        with self.shared.locked():
             self.shared.cooldown_until.value = max(self.shared.cooldown_until.value, time.time() + delay)
 
     def wait_cooldown(self) -> None:
@@ -106,13 +119,13 @@ class Worker:
             if left <= 0:
                 return
             self.beat()
-            self.shared.stop.wait(min(left, BEAT_EVERY_S))
+            time.sleep(min(left, BEAT_EVERY_S))
 
     def reserve_round(self) -> bool:
         """Take one slot of the run's round budget; False once it is spent (then the run stops)."""
-        with self.shared.saved.get_lock():
+        with self.shared.locked():
             if 0 <= self.shared.max_rounds <= self.shared.saved.value:
-                self.shared.stop.set()
+                self.shared.stop.value = 1
                 return False
             self.shared.saved.value += 1
             return True

@@ -34,7 +34,7 @@
   function newRound(key, canvas) {
     round = {
       key, canvas, id: randomId(), frames: 0, sentSig: null, lastSig: null, stableSince: null,
-      sentAt: new Map(), forceCapture: false, answered: false,
+      sentAt: new Map(), shapes: new Map(), forceCapture: false, answered: false,
     };
     blankSince = null;
     overlay.clearPrediction("Waiting for the panorama…");
@@ -170,9 +170,13 @@
       const t0 = round.sentAt.get(p.frame);
       round.answered = true;
       requestAnimationFrame(() => {
-        overlay.showPrediction(p, msg.shapes || {}, settings.topK, t0 == null ? NaN : performance.now() - t0);
+        const shapes = msg.shapes || round?.shapes.get(p.frame) || {};
+        overlay.showPrediction(p, shapes, settings.topK, t0 == null ? NaN : performance.now() - t0);
         render();
       });
+    } else if (msg.type === "shapes" && round && msg.round === round.id) {
+      round.shapes.set(msg.frame, msg.shapes);   // the answer may still be waiting for its animation frame
+      overlay.setShapes(msg.frame, msg.shapes);
     } else if (msg.type === "error" && round && msg.round === round.id) {
       overlay.clearPrediction(`Companion: ${msg.message}`);
     } else if (msg.type === "toggle-overlay") {

@@ -186,6 +186,13 @@ LF.Overlay = class Overlay {
     this.drawMap(prediction, shapes);
   }
 
+  // The cell outlines arrived after the answer (first answer of a session): draw them in.
+  setShapes(frame, shapes) {
+    if (!this.last || this.last.prediction.frame !== frame) return;
+    this.last.shapes = shapes;
+    this.drawMap(this.last.prediction, shapes);
+  }
+
   // Beside the guess map (to its left, bottom-aligned), or under the panel when there is no guess map.
   updateMinimap(guessMap) {
     if (this.minimap.hidden) return;

