@@ -148,7 +148,11 @@ class Play:
             raise LookupError(f"no Play images in {self.source}")
         seen = self.scores.guessed_images(player)
         fresh = [i for i in self.images if i not in seen] or list(self.images)
-        image = random.choice(fresh)
+        # a country first, then one of its images: the test split is half US, a game is not
+        by_country: dict[str, list[str]] = {}
+        for i in fresh:
+            by_country.setdefault(self.images[i].country, []).append(i)
+        image = random.choice(by_country[random.choice(sorted(by_country))])
         round_id = secrets.token_urlsafe(9)
         self.scores.execute("INSERT INTO rounds VALUES (?, ?, ?, ?)", (round_id, image, player, _now()))
         return {"round": round_id, "image": f"/v1/play/image/{round_id}", "remaining": len(fresh) - 1, "total": len(self.images)}
@@ -187,12 +191,11 @@ class Guess(BaseModel):
     guesses: list[str] = Field(min_length=1, max_length=GUESSES)
 
 
-def mount_play(app: FastAPI, play: Play, settings, run) -> None:
-    """The Play HTTP API (the web UI's Play tab drives it; writes need the pairing token)."""
+def mount_play(app: FastAPI, play: Play, authorized, run) -> None:
+    """The Play HTTP API (the web UI's Play tab drives it; writes need the pairing token).
 
-    def authorized(request: Request) -> bool:
-        token = request.headers.get("x-lf-token") or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        return settings.token_ok(token or None)
+    authorized(request) checks the token; run(fn, *args) runs blocking work off the event loop.
+    """
 
     def error(status: int, code: str, message: str) -> JSONResponse:
         return JSONResponse({"type": "error", "code": code, "message": message}, status_code=status)

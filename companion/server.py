@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
+import html
 import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -49,7 +49,6 @@ class Settings:
     top_k: int = 5
     top_cells: int = 64
     workers: int = 2                        # decode/preprocess threads; model runs are serialized
-    extra_origins: list[str] = field(default_factory=list)
 
     def host_ok(self, host_header: str | None) -> bool:
         """A loopback-bound server only answers to loopback names (DNS rebinding defence)."""
@@ -63,8 +62,6 @@ class Settings:
     def origin_ok(self, origin: str | None) -> bool:
         """No Origin: not a browser page (a native client still needs the token)."""
         if origin is None:
-            return True
-        if origin in self.extra_origins:
             return True
         parts = urlsplit(origin)
         if parts.scheme in EXTENSION_SCHEMES:
@@ -130,7 +127,6 @@ def create_app(engine: Engine, settings: Settings, play: Play | None = None) -> 
 
     app = FastAPI(title="Lost & Found companion", version=str(PROTOCOL_VERSION), docs_url=None, redoc_url=None,
                   openapi_url=None, lifespan=lifespan)
-    app.state.engine, app.state.settings, app.state.pool = engine, settings, pool
 
     async def run(fn, *args):
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
@@ -161,11 +157,10 @@ def create_app(engine: Engine, settings: Settings, play: Play | None = None) -> 
             return JSONResponse(_err("unauthorized", "this Origin may not use the companion"), status_code=403)
         return await call_next(request)
 
-    def http_token(request: Request) -> str | None:
+    def authorized(request: Request) -> bool:
         auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            return auth[7:].strip()
-        return request.headers.get("x-lf-token") or request.query_params.get("token")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        return settings.token_ok(token or request.headers.get("x-lf-token") or request.query_params.get("token"))
 
     @app.get("/v1/health")
     async def health():
@@ -177,13 +172,13 @@ def create_app(engine: Engine, settings: Settings, play: Play | None = None) -> 
         return {
             "model": m.model_id, "backbone": m.backbone, "created": m.created, "input": m.input.model_dump(),
             "countries": [c.model_dump() for c in m.countries], "regions": [r.model_dump() for r in m.regions],
-            "metrics": m.metrics, "cells": engine.cells_geojson(),
+            "metrics": m.metrics, "cells": engine.cells_geojson,
         }
 
     @app.post("/v1/predict")
     async def predict(request: Request, top_k: int | None = None):
         t0 = time.perf_counter()
-        if not settings.token_ok(http_token(request)):
+        if not authorized(request):
             return JSONResponse(_err("unauthorized", "missing or wrong pairing token"), status_code=401)
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.max_frame_bytes:
@@ -261,12 +256,12 @@ def create_app(engine: Engine, settings: Settings, play: Play | None = None) -> 
 
     @app.get("/", response_class=HTMLResponse)
     async def index():
-        html = (STATIC / "index.html").read_text(encoding="utf-8")
+        page = (STATIC / "index.html").read_text(encoding="utf-8")
         # the page shows the token so the player can pair the extension; only loopback pages can read it
-        return html.replace("__LF_TOKEN__", json.dumps(settings.token)[1:-1].replace('"', "&quot;"))
+        return page.replace("__LF_TOKEN__", html.escape(settings.token, quote=True))
 
     if play is not None:
-        mount_play(app, play, settings, run)
+        mount_play(app, play, authorized, run)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     return app

@@ -8,6 +8,7 @@ not upscaled: a JPEG is copied byte for byte, anything else re-encoded. Inputs a
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import shutil
@@ -26,7 +27,10 @@ SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def out_name(sample_id: str) -> str:
-    return SAFE_NAME.sub("_", sample_id) + ".jpg"
+    safe = SAFE_NAME.sub("_", sample_id)
+    if safe != sample_id:  # ids "a/b" and "a_b" must not share a file
+        safe += "-" + hashlib.sha1(sample_id.encode("utf-8")).hexdigest()[:8]
+    return safe + ".jpg"
 
 
 def resize_one(job: tuple[str, str, int, int]) -> str | None:

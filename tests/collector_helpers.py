@@ -12,7 +12,7 @@ from PIL import Image
 
 from dataprep.collect.config import CollectConfig
 
-VIEWPORT = (640, 400)
+VIEWPORT = (480, 300)  # small screenshots: the tests' cost is mostly screenshots
 CREDENTIALS = ("test@example.com", "secret")
 
 

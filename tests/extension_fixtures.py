@@ -4,6 +4,7 @@ websocket relay in front of it, the local GeoGuessr-like site, and Debian Chromi
 
 from __future__ import annotations
 
+import http
 import json
 import os
 import re
@@ -14,11 +15,15 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Response
 from websockets.sync.client import connect
 from websockets.sync.server import serve
 
@@ -110,6 +115,7 @@ class Relay:
     """A websocket relay between the extension and the companion that records every message.
 
     It lets a test look at exactly what left the browser (headers, image bytes) and at every answer.
+    Plain HTTP requests (GET /v1/model, /v1/health) are passed through to the companion unchanged.
     """
 
     upstream: str
@@ -163,8 +169,22 @@ class Relay:
         finally:
             upstream.close()
 
+    def _http(self, connection, request):
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return None
+        base = self.upstream.replace("ws://", "http://", 1).rsplit("/", 1)[0]
+        try:
+            with urllib.request.urlopen(base + request.path, timeout=60) as r:
+                status, body, ctype = r.status, r.read(), r.headers.get("Content-Type", "application/json")
+        except urllib.error.HTTPError as e:
+            status, body, ctype = e.code, e.read(), e.headers.get("Content-Type", "application/json")
+        except OSError:
+            return connection.respond(502, "companion unreachable\n")
+        headers = Headers([("Content-Type", ctype), ("Content-Length", str(len(body)))])
+        return Response(status, http.HTTPStatus(status).phrase, headers, body)
+
     def start(self) -> Relay:
-        self._server = serve(self._handle, "127.0.0.1", self.port, max_size=None)
+        self._server = serve(self._handle, "127.0.0.1", self.port, max_size=None, process_request=self._http)
         self.port = self._server.socket.getsockname()[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self

@@ -89,8 +89,3 @@ def markdown_table(results: dict) -> str:
                 else "| | | | |"
             rows.append(first + f" {label} (n={m['n']}) | " + " | ".join(_cell(k, m[k]) for k, _ in COLUMNS) + " |")
     return head + "\n".join(rows) + "\n"
-
-
-def best_backbone(results: dict, key: str = "geoguessr_score") -> str:
-    """Chosen on validation, never on test."""
-    return max(sorted(results), key=lambda n: results[n]["val"][key])

@@ -60,7 +60,12 @@ def evaluate_run(run: Path | str, out: Path | str | None = None, cfg_overrides: 
     report = full_report(prep.index, prep.ds, probs)
     report.update({"backbone": cfg.backbone, "size": prep.spec.size, "best_epoch": state["best_epoch"],
                    "datalist_sha256": prep.ds.datalist_sha256})
-    write_report(report, prep.index, prep.ds, probs["test"], Path(out or Path(run) / "eval"), cfg)
+    from training.tracking import Tracker
+
+    tracker = Tracker(cfg, Path(run), job="evaluate")
+    tracker.log({f"{part}_{k}": v for part in ("val", "test", "test_yosshstd") for k, v in report[part].items()})
+    write_report(report, prep.index, prep.ds, probs["test"], Path(out or Path(run) / "eval"), cfg, tracker)
+    tracker.finish()
     return report
 
 

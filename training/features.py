@@ -2,7 +2,7 @@
 
 A cache is two files under the features folder:
     <backbone>-<size>.npy    float32 [tiles, D]: one row per square tile (companion.preprocess)
-    <backbone>-<size>.json   {"ids": [...], "offsets": [...], "weights": ..., "sha": {...}}
+    <backbone>-<size>.json   {"backbone", "size", "weights", "ids": [...], "offsets": [...]}
 Image i's tiles are rows offsets[i]:offsets[i+1]; the tiles are exactly what the companion feeds
 the exported model, so a head trained here sees what it will see in the game.
 """
@@ -10,7 +10,6 @@ the exported model, so a head trained here sees what it will see in the game.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,18 +97,3 @@ def extract(
     meta.write_text(json.dumps({"backbone": backbone, "size": size, "weights": weights,
                                 "ids": cache.ids, "offsets": offsets}))
     return cache
-
-
-def latency_ms(backbone: str, size: int, weights: str = "none", threads: int = 2, runs: int = 20) -> float:
-    """Median wall time of one forward pass, batch 1, on `threads` CPU threads (torch eager)."""
-    torch.set_num_threads(threads)
-    model = create_backbone(backbone, weights, size).eval()
-    x = torch.randn(1, 3, size, size)
-    times = []
-    with torch.inference_mode():
-        for n in range(runs + 3):
-            t = time.perf_counter()
-            model(x)
-            if n >= 3:
-                times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1000)

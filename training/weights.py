@@ -135,7 +135,7 @@ def _dinov2_small(backbone: str, target: dict) -> dict:
             out[t + dst + ".bias"] = hf[p + src + ".bias"]
         out[t + "ls1.gamma"] = hf[p + "layer_scale1.lambda1"]
         out[t + "ls2.gamma"] = hf[p + "layer_scale2.lambda1"]
-    out = {k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in out.items()}
+    out = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in out.items()}
     return out
 
 

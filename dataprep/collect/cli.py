@@ -3,7 +3,7 @@
 Pairs land in OUT/pairs (`<game-id>_<round>.png` + `.json`, ready for `python -m dataprep ingest
 OUT/pairs`); run state (session, claims, summary.json) in OUT/state. Credentials come from
 GEOGUESSR_EMAIL / GEOGUESSR_PASSWORD, or a prompt, and are only needed when the stored session is
-missing or expired. Exit codes: 0 done (budget reached or stopped), 1 failed (e.g. login), 2 usage.
+missing or expired. To stop a long run cleanly: Ctrl-C, SIGTERM, or `touch OUT/state/stop`. Exit codes: 0 done (budget reached or stopped), 1 failed (e.g. login), 2 usage.
 """
 
 from __future__ import annotations

@@ -157,8 +157,9 @@ class Site:
             raise RateLimited(f"HTTP 429 at {self.page.url}")
         self.check_rate_limit()
 
-    def on_signin(self) -> bool:
-        return urlsplit(self.page.url).path.rstrip("/").startswith(self.cfg.signin_path.rstrip("/"))
+    def on_signin(self, url: str | None = None) -> bool:
+        path = urlsplit(url or self.page.url).path
+        return path.rstrip("/").startswith(self.cfg.signin_path.rstrip("/"))
 
     def accept_cookies(self) -> None:
         btn = self.page.locator(self.sel.cookie_accept).first
@@ -173,12 +174,9 @@ class Site:
         self.page.locator(self.sel.password).first.fill(password)
         self.page.locator(self.sel.login_submit).first.click()
         try:
-            self.page.wait_for_url(lambda u: not self.on_signin_url(u), timeout=self.t.action_s * 1000)
+            self.page.wait_for_url(lambda url: not self.on_signin(url), timeout=self.t.action_s * 1000)
         except PlaywrightTimeout:
             raise LoginFailed(f"still on the sign-in page after logging in as {email!r}: wrong credentials?") from None
-
-    def on_signin_url(self, url: str) -> bool:
-        return urlsplit(url).path.rstrip("/").startswith(self.cfg.signin_path.rstrip("/"))
 
     def logged_in(self) -> bool:
         """Open the home page; the site sends a visitor without a session to the sign-in page."""

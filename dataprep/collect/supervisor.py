@@ -30,6 +30,7 @@ from .store import Claims, PairStore, RunLock, write_atomic
 from .worker import Shared, launch, worker_main
 
 EMAIL_ENV, PASSWORD_ENV = "GEOGUESSR_EMAIL", "GEOGUESSR_PASSWORD"
+STOP_FILE = "stop"  # `touch OUT/state/stop`: finish the rounds under way, write the summary, exit
 
 
 def credentials_from_env(prompt: bool) -> tuple[str, str] | None:
@@ -223,6 +224,8 @@ class Supervisor:
         cleaned = store.clean()
         existing = store.count()
         Claims(cfg.state_dir / "claims").clear()
+        stop_file = cfg.state_dir / STOP_FILE
+        stop_file.unlink(missing_ok=True)  # a request meant for an earlier run
         session = ensure_session(cfg, self.credentials)
         deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes else None
         self.bar = bar = tqdm(total=cfg.max_rounds, unit="round", desc=f"collect {cfg.mode}", disable=not self.progress,
@@ -237,6 +240,8 @@ class Supervisor:
                     self.stop("round budget reached")
                 if deadline and time.monotonic() >= deadline:
                     self.stop("time budget reached")
+                if stop_file.exists():
+                    self.stop("stop file")
                 self.watch()
                 alive = [s for s in self.slots if s.proc is not None and s.proc.is_alive()]
                 bar.set_postfix_str(

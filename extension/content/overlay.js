@@ -45,6 +45,13 @@ li:first-child .name { font-weight: 700; }
 [hidden] { display: none !important; }
 `;
 
+function distanceKm(lat1, lng1, lat2, lng2) {
+  const r = Math.PI / 180;
+  const a = Math.sin(((lat2 - lat1) * r) / 2) ** 2 +
+    Math.cos(lat1 * r) * Math.cos(lat2 * r) * Math.sin(((lng2 - lng1) * r) / 2) ** 2;
+  return 12742 * Math.asin(Math.min(1, Math.sqrt(a)));
+}
+
 // A DOM element from a tag, attributes and children (text or elements): no HTML strings, no injection.
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -216,12 +223,17 @@ LF.Overlay = class Overlay {
     const canvas = this.minimap.querySelector("canvas");
     const ctx = canvas.getContext("2d");
     const W = canvas.width, H = canvas.height;
-    // The view: the top cells and the point, padded, at least 40° wide, in the map's 15:8 aspect.
-    const pts = [[prediction.point.lng, prediction.point.lat]];
+    // The view: the point and the likely cells around it (within 2,500 km), padded, at least 40° wide, in
+    // the map's aspect. Likely cells elsewhere are still drawn when in view; zooming out to fit a second
+    // continent would shrink every cell to a dot.
+    const { lat: plat, lng: plng } = prediction.point;
+    const pts = [[plng, plat]];
     const maxP = Math.max(...prediction.cells.map((c) => c.p), 1e-9);
     for (const c of prediction.cells) {
-      if (c.p < 0.2 * maxP) continue;
-      for (const ring of shapes[c.id] || []) pts.push(...ring);
+      if (c.p < 0.1 * maxP) continue;
+      for (const ring of shapes[c.id] || []) {
+        if (ring.length && distanceKm(plat, plng, ring[0][1], ring[0][0]) < 2500) pts.push(...ring);
+      }
     }
     let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
     for (const [x, y] of pts) { x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); }
