@@ -81,9 +81,9 @@ def cmd_predict(args) -> int:
         else:
             print(f"{path}  point {pred.point.lat:.3f}, {pred.point.lng:.3f}")
             for c in pred.countries:
-                print(f"  {c.p:6.1%}  {c.code}  {c.name}")
+                print(f"  country {c.p:6.1%}  {c.code}  {c.name}")
             for r in pred.regions[: min(3, args.top_k)]:
-                print(f"  {r.p:6.1%}  {r.country}  {r.name}")
+                print(f"  region  {r.p:6.1%}  {r.country}  {r.name}")
     return status
 
 

@@ -94,7 +94,7 @@ def browser_pids(root: int = 0) -> list[int]:
     out = []
     for pid in descendants(root or os.getpid()):
         args = cmdline(pid)
-        if args and "chrom" in os.path.basename(args[0]) and not any(a.startswith("--type=") for a in args):
+        if args and os.path.basename(args[0]) in ("chromium", "chrome") and not any(a.startswith("--type=") for a in args):
             out.append(pid)
     return out
 

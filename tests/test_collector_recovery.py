@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,9 @@ def test_killed_browser_frozen_worker_and_killed_worker_are_restarted(tmp_path):
         try:
             count = lambda: len(pairs(cfg.pairs_dir)) if cfg.pairs_dir.is_dir() else 0  # noqa: E731
             wait_until(lambda: count() >= 1, 150, "a first pair")
-            os.kill(wait_until(browser_pids, 10, "a browser")[0], signal.SIGKILL)
+            killed = wait_until(browser_pids, 10, "a browser")[0]
+            os.kill(killed, signal.SIGKILL)
+            wait_until(lambda: len(set(browser_pids()) - {killed}) == 2, 90, "the browser to be relaunched")
             before = fingerprints(cfg.pairs_dir)
             wait_until(lambda: count() >= len(before) // 2 + 1, 150, "a pair after the browser kill")
             frozen = wait_until(worker_pids, 10, "a worker")[0]
@@ -68,7 +71,8 @@ def test_killed_browser_frozen_worker_and_killed_worker_are_restarted(tmp_path):
             (cfg.state_dir / "stop").touch()
             run.join(240)
         assert not run.is_alive()
-        errors, counts = result["errors"], result["counts"]
+        print(result)
+        errors, counts = Counter(result["errors"]), Counter(result["counts"])
         assert result["stop_reason"] == "stop file", result
         assert errors.get("browser_crash", 0) + errors.get("page_error", 0) >= 1, result
         assert counts["browser_restarts"] >= 1 and errors["worker_hung"] >= 1 and errors["worker_crash"] >= 1, result

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -17,10 +18,18 @@ def test_torchrun_two_cpu_ranks_agree(tiny_manifest, tmp_path):  # noqa: F811
            "augment": "mild", "out": str(tmp_path / "run")}
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                        "-m", "training", "train", "--config", str(tmp_path / "cfg.json")],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+    # own session: on a timeout the workers die with torchrun instead of lingering in the rendezvous
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "training", "train", "--config", str(tmp_path / "cfg.json")],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, err[-3000:]
     ranks = json.loads((tmp_path / "run" / "ranks.json").read_text())
     assert ranks["world"] == 2
     assert ranks["fingerprints"][0] == ranks["fingerprints"][1]
