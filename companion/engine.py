@@ -85,7 +85,7 @@ class Engine:
             for i in np.argsort(-rp, kind="stable")[:top_k]
         ]
         cells = [CellP(id=int(i), p=float(probs[i])) for i in np.argsort(-probs, kind="stable")[:top_cells]]
-        lat, lng = self.index.point(probs)
+        lat, lng = self.index.point(probs, self.meta.point_radius_km)
         fields.setdefault("latency_ms", 0.0)
         return Prediction(countries=countries, regions=regions, point=Point(lat=lat, lng=lng), cells=cells,
                           model=self.model_id, **fields)
