@@ -56,22 +56,21 @@ def test_killed_browser_frozen_worker_and_killed_worker_are_restarted(tmp_path):
         try:
             count = lambda: len(pairs(cfg.pairs_dir)) if cfg.pairs_dir.is_dir() else 0  # noqa: E731
             wait_until(lambda: count() >= 1, 150, "a first pair")
-            killed = wait_until(browser_pids, 10, "a browser")[0]
-            os.kill(killed, signal.SIGKILL)
-            wait_until(lambda: len(set(browser_pids()) - {killed}) == 2, 90, "the browser to be relaunched")
+            x, y = wait_until(lambda: len(worker_pids()) == 2 and worker_pids(), 10, "two workers")
+            killed = wait_until(lambda: browser_pids(x), 10, "worker x's browser")[0]
+            os.kill(killed, signal.SIGKILL)  # x must relaunch its browser by itself
+            wait_until(lambda: set(browser_pids(x)) - {killed}, 90, "worker x to relaunch its browser")
             before = fingerprints(cfg.pairs_dir)
-            wait_until(lambda: count() >= len(before) // 2 + 1, 150, "a pair after the browser kill")
-            frozen = wait_until(worker_pids, 10, "a worker")[0]
-            os.kill(frozen, signal.SIGSTOP)  # hung: alive, silent
-            wait_until(lambda: frozen not in worker_pids(), 90, "the watchdog to kill the frozen worker")
-            os.kill(wait_until(worker_pids, 30, "a worker")[0], signal.SIGKILL)
+            os.kill(y, signal.SIGSTOP)  # y hangs: alive, silent; the watchdog must replace it
+            y2 = wait_until(lambda: [p for p in worker_pids() if p not in (x, y)], 90, "y's replacement")[0]
+            os.kill(y2, signal.SIGKILL)  # and y's replacement crashes: it must be replaced too
+            wait_until(lambda: [p for p in worker_pids() if p not in (x, y, y2)], 60, "y2's replacement")
             done = count()
             wait_until(lambda: count() >= done + 2, 150, "two pairs after the worker kill")
         finally:
             (cfg.state_dir / "stop").touch()
             run.join(240)
         assert not run.is_alive()
-        print(result)
         errors, counts = Counter(result["errors"]), Counter(result["counts"])
         assert result["stop_reason"] == "stop file", result
         assert errors.get("browser_crash", 0) + errors.get("page_error", 0) >= 1, result

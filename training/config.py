@@ -26,6 +26,7 @@ class TrainConfig:
     # objective
     tau_km: float = 70.0                     # haversine label smoothing temperature
     balance: float = 0.5                     # sample weight ∝ (country's train count)^-balance
+    country_balance: float | None = None     # the same for the country head's loss; None: `balance`
     # optimisation
     epochs: int = 80
     batch_size: int = 256

@@ -28,6 +28,8 @@ BACKBONES: dict[str, dict] = {
 class HeadConfig:
     hidden: int = 0          # 0: a linear head; >0: one hidden layer (GELU) of this width
     dropout: float = 0.1
+    country: bool = False    # also a direct country head, folded into the cell logits (see Head)
+    country_mix: float = 0.0  # weight of the cell head's own country marginal beside the country head's
 
 
 def backbone_defaults(name: str) -> dict:
@@ -58,9 +60,16 @@ def create_backbone(name: str, weights: str = "auto", size: int | None = None) -
 
 
 class Head(nn.Module):
-    """Standardize the backbone's features (train-set statistics, fixed), then linear or MLP."""
+    """Standardize the backbone's features (train-set statistics, fixed), then linear or MLP.
 
-    def __init__(self, in_features: int, num_cells: int, cfg: HeadConfig):
+    With a country head (`cfg.country`, `cell_country[c]` = country index of cell c) the output is
+    still one logit per cell, folded so that summing the cell posterior over a country gives the
+    country head's probability (mixed in log space with the cells' own marginal by `country_mix`):
+        out[c] = log p_cells(c | country(c)) + log p_country(country(c)).
+    The bundle format, regions and points stay as they are.
+    """
+
+    def __init__(self, in_features: int, num_cells: int, cfg: HeadConfig, cell_country: list[int] | None = None):
         super().__init__()
         self.register_buffer("feature_mean", torch.zeros(in_features))
         self.register_buffer("feature_std", torch.ones(in_features))
@@ -70,9 +79,32 @@ class Head(nn.Module):
             in_features = cfg.hidden
         layers.append(nn.Linear(in_features, num_cells))
         self.net = nn.Sequential(*layers)
+        self.country = None
+        if cfg.country:
+            if cell_country is None or len(cell_country) != num_cells:
+                raise ValueError("a country head needs the country index of every cell")
+            onehot = nn.functional.one_hot(torch.as_tensor(cell_country)).float()  # [cells, countries]
+            self.register_buffer("cell_country", onehot)
+            self.register_buffer("country_mix", torch.tensor(float(cfg.country_mix)))
+            self.country = nn.Linear(in_features, onehot.shape[1])
+
+    def parts(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(cell logits, country logits or None): what training's losses see."""
+        h = self.net[:-1]((features - self.feature_mean) / self.feature_std)
+        return self.net[-1](h), (self.country(h) if self.country is not None else None)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.net((features - self.feature_mean) / self.feature_std)
+        cells, country = self.parts(features)
+        return cells if country is None else self.fold(cells, country)
+
+    def fold(self, cells: torch.Tensor, country: torch.Tensor) -> torch.Tensor:
+        m = self.cell_country                                           # [C, K]
+        # log-sum-exp of the cell logits per country, with a per-country max (no underflow to -inf)
+        peak = (cells[:, :, None] + (m - 1) * 1e9).amax(dim=1)           # [N, K]
+        lse = torch.log(torch.exp(cells - peak @ m.T) @ m) + peak         # [N, K]
+        within = cells - lse @ m.T                                        # log p(cell | its country)
+        mixed = self.country_mix * torch.log_softmax(lse, 1) + (1 - self.country_mix) * torch.log_softmax(country, 1)
+        return within + torch.log_softmax(mixed, 1) @ m.T
 
 
 class GeoModel(nn.Module):
@@ -83,5 +115,6 @@ class GeoModel(nn.Module):
         self.backbone = backbone
         self.head = head
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(pixels))
+    def forward(self, pixels: torch.Tensor, parts: bool = False):
+        features = self.backbone(pixels)
+        return self.head.parts(features) if parts else self.head(features)

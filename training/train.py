@@ -116,11 +116,18 @@ def prepare(cfg: TrainConfig) -> Prepared:
     return Prepared(ds, spec, cell_index(ds), cache)
 
 
-def build_model(cfg: TrainConfig, num_cells: int, feature_dim: int | None = None, pretrained: bool = True) -> GeoModel:
+def cell_countries(ds: Dataset) -> list[int]:
+    """Country index (into ds.countries) of every cell: the country head's classes."""
+    index = {c.code: i for i, c in enumerate(ds.countries)}
+    return [index[c.country] for c in ds.cells]
+
+
+def build_model(cfg: TrainConfig, num_cells: int, feature_dim: int | None = None, pretrained: bool = True,
+                cell_country: list[int] | None = None) -> GeoModel:
     spec = input_spec(cfg)
     backbone = create_backbone(cfg.backbone, cfg.weights if pretrained else "none", spec.size)
     dim = feature_dim or backbone.num_features
-    return GeoModel(backbone, Head(dim, num_cells, cfg.head))
+    return GeoModel(backbone, Head(dim, num_cells, cfg.head, cell_country))
 
 
 # --- the two data paths: cached features (frozen) or image tiles (fine-tuning) ---------------------------
@@ -233,6 +240,10 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
     targets = smoothed_targets([s.lat for s in train_samples], [s.lng for s in train_samples],
                                [s.cell for s in train_samples], cell_lat, cell_lng, cfg.tau_km)
     weights = sample_weights(ds, train_samples, cfg.balance)
+    # the country head's target: the smoothed cell target summed per country; its own class weighting
+    country_targets = targets @ np.eye(len(ds.countries), dtype=np.float32)[cell_countries(ds)]
+    country_weights = sample_weights(ds, train_samples, cfg.balance if cfg.country_balance is None
+                                     else cfg.country_balance)
 
     if cfg.frozen:
         rows, owner = prep.cache.rows([s.id for s in train_samples])
@@ -240,14 +251,17 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
         tiles_per = np.bincount(owner, minlength=len(train_samples))
         y_all = torch.from_numpy(targets[owner])
         w_all = torch.from_numpy(weights[owner] / tiles_per[owner])  # an image counts once, whatever its tiles
-        model = GeoModel(nn.Identity(), Head(x_all.shape[1], len(ds.cells), cfg.head))
+        yc_all = torch.from_numpy(country_targets[owner])
+        wc_all = torch.from_numpy(country_weights[owner] / tiles_per[owner])
+        model = GeoModel(nn.Identity(), Head(x_all.shape[1], len(ds.cells), cfg.head, cell_countries(ds)))
         model.head.feature_mean.copy_(x_all.mean(0))
         model.head.feature_std.copy_(x_all.std(0) + 1e-6)
         n_items = len(x_all)
         params = [{"params": model.head.parameters(), "lr": cfg.lr}]
     else:
-        model = build_model(cfg, len(ds.cells))
-        loader_ds = TileDataset(ds, train_samples, targets, weights, prep.spec, cfg.augment)
+        model = build_model(cfg, len(ds.cells), cell_country=cell_countries(ds))
+        loader_ds = TileDataset(ds, train_samples, np.concatenate([targets, country_targets], 1),
+                                np.stack([weights, country_weights], 1), prep.spec, cfg.augment)
         n_items = len(loader_ds)
         params = [{"params": model.backbone.parameters(), "lr": cfg.backbone_lr},
                   {"params": model.head.parameters(), "lr": cfg.lr}]
@@ -281,12 +295,15 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
             if len(idx) == 0:
                 continue
             if cfg.frozen:
-                x, y, w = x_all[idx], y_all[idx], w_all[idx]
+                x, y, w, yc, wc = x_all[idx], y_all[idx], w_all[idx], yc_all[idx], wc_all[idx]
             else:
                 items = [loader_ds[int(i)] for i in idx]
                 x, y, w = (torch.stack(t) for t in zip(*items, strict=True))
-            logp = torch.log_softmax(net(x), dim=1)
-            loss = (-(y * logp).sum(1) * w).sum() / w.sum()
+                y, yc, w, wc = y[:, :len(ds.cells)], y[:, len(ds.cells):], w[:, 0], w[:, 1]
+            cell_logits, country_logits = net(x, parts=True)
+            loss = _soft_ce(cell_logits, y, w)
+            if country_logits is not None:
+                loss = loss + _soft_ce(country_logits, yc, wc)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -326,6 +343,11 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
     return out
 
 
+def _soft_ce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Weighted cross-entropy against soft targets."""
+    return (-(target * torch.log_softmax(logits, dim=1)).sum(1) * weight).sum() / weight.sum()
+
+
 def _check_ranks_agree(model: nn.Module, out: Path, rank: int, world: int) -> None:
     """DDP must leave every rank with the same weights; gather a fingerprint from each and compare."""
     vec = torch.cat([p.detach().double().flatten() for p in model.parameters()])
@@ -359,7 +381,10 @@ def load_trained(run: Path | str, pretrained_backbone: bool = True) -> tuple[Geo
     cfg = TrainConfig.from_dict(ck["config"])
     head_keys = sorted(k for k in ck["model"] if k.startswith("head.net.") and k.endswith(".weight"))
     num_cells = ck["model"][head_keys[-1]].shape[0]
-    model = build_model(cfg, num_cells, ck["feature_dim"], pretrained=pretrained_backbone and cfg.frozen)
+    onehot = ck["model"].get("head.cell_country")
+    cell_country = onehot.argmax(1).tolist() if onehot is not None else None
+    model = build_model(cfg, num_cells, ck["feature_dim"], pretrained=pretrained_backbone and cfg.frozen,
+                        cell_country=cell_country)
     if cfg.frozen:
         model.head.load_state_dict({k[len("head."):]: v for k, v in ck["model"].items() if k.startswith("head.")})
     else:
