@@ -29,7 +29,7 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 chromium:
 	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || { \
 	  echo "installing Debian chromium for the browser tests"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; }
 
 serve: $(SERVE_STAMP)
 	$(BIN)/python -m companion serve $(ARGS)
@@ -51,6 +51,8 @@ model: dataset
 bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/enrich_resize.py
 	$(BIN)/python benchmarks/companion_latency.py
+	$(BIN)/python benchmarks/extension_capture.py
+	$(BIN)/python benchmarks/collector_throughput.py
 
 clean:
 	rm -rf $(VENV) work
