@@ -75,7 +75,7 @@ def test_country_head_trains_exports_and_onnx_serves_its_probabilities(tiny_mani
     logits = ort.InferenceSession(str(bundle / "model.onnx")).run(["logits"], {"pixels": x})[0]
     assert logits.shape == (len(x), len(meta.cells))
     with torch.inference_mode():
-        cells, country = model(torch.from_numpy(x), parts=True)
+        cells, country = model.head.parts(model.backbone(torch.from_numpy(x)))
     mixed = torch.log_softmax(0.25 * torch.log_softmax(
         torch.logsumexp(cells[:, :, None] + torch.log(model.head.cell_country), 1), 1)
         + 0.75 * torch.log_softmax(country, 1), 1).exp().numpy()

@@ -115,6 +115,17 @@ class GeoModel(nn.Module):
         self.backbone = backbone
         self.head = head
 
-    def forward(self, pixels: torch.Tensor, parts: bool = False):
-        features = self.backbone(pixels)
-        return self.head.parts(features) if parts else self.head(features)
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(pixels))
+
+
+class Parts(nn.Module):
+    """A GeoModel seen as pixels → (cell logits, country logits or None): what training's losses (and
+    DDP) wrap; the exported graph stays GeoModel's."""
+
+    def __init__(self, model: GeoModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.model.head.parts(self.model.backbone(pixels))

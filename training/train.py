@@ -29,7 +29,7 @@ from training.config import TrainConfig
 from training.data import Dataset, load_dataset
 from training.features import FeatureCache, extract
 from training.geo import evaluate_probs, pooled_log_probs, smoothed_targets
-from training.models import GeoModel, Head, backbone_defaults, create_backbone
+from training.models import GeoModel, Head, Parts, backbone_defaults, create_backbone
 from training.tracking import Tracker
 
 
@@ -279,7 +279,7 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
         state = ck["state"]
         if rank == 0:
             print(f"resumed {out / 'last.pt'} at epoch {state['epoch']}")
-    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    net = nn.parallel.DistributedDataParallel(Parts(model)) if world > 1 else Parts(model)
     tracker = Tracker(cfg, out, enabled=rank == 0)
     gen = torch.Generator().manual_seed(cfg.seed)
     for _ in range(state["epoch"]):
@@ -300,7 +300,7 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
                 items = [loader_ds[int(i)] for i in idx]
                 x, y, w = (torch.stack(t) for t in zip(*items, strict=True))
                 y, yc, w, wc = y[:, :len(ds.cells)], y[:, len(ds.cells):], w[:, 0], w[:, 1]
-            cell_logits, country_logits = net(x, parts=True)
+            cell_logits, country_logits = net(x)
             loss = _soft_ce(cell_logits, y, w)
             if country_logits is not None:
                 loss = loss + _soft_ce(country_logits, yc, wc)
