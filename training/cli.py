@@ -101,6 +101,13 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from training.sweep import sweep
+
+    sweep(args.config, json.loads(args.overrides), [float(m) for m in args.mixes.split(",")], args.out)
+    return 0
+
+
 def cmd_weights(args) -> int:
     from training.models import backbone_defaults, create_backbone
 
@@ -135,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default="training/configs/compare.json")
     p.add_argument("--out", default="work/reports/compare")
     p.set_defaults(fn=cmd_compare)
+    p = sub.add_parser("sweep", help="head settings on validation only: one JSON line of val metrics per setting")
+    p.add_argument("overrides", help='JSON list of train-config overrides, e.g. \'[{"tau_km": 150}]\'')
+    p.add_argument("--config", default="training/configs/default.json")
+    p.add_argument("--mixes", default="0,0.25,0.5,0.75", help="country-head mix weights to score")
+    p.add_argument("--out", default="work/runs/sweep")
+    p.set_defaults(fn=cmd_sweep)
     p = sub.add_parser("weights", help="resolve and load pretrained backbone weights (offline check)")
     p.add_argument("backbones", nargs="+")
     p.add_argument("--weights", default="auto")

@@ -1,0 +1,44 @@
+"""Head settings chosen on validation: train one head per override set, print its val metrics.
+
+The model card's head-settings tables come from this. Only validation is scored, so a sweep can
+never tune on the test split.
+"""
+
+from __future__ import annotations
+
+import json
+
+from training.config import DefaultConfig, TrainConfig
+from training.evaluate import subset_metrics
+from training.geo import tune_radius
+
+REPORTED = ("country_top1", "country_top5", "country_balanced_acc", "region_top1", "cell_top1", "median_km",
+            "geoguessr_score")
+
+
+def sweep(config: str, overrides: list[dict], mixes: list[float], out: str = "work/runs/sweep") -> list[dict]:
+    """Each override set (merged into the config's train section) → one trained head, scored on val.
+
+    A head with a country head is scored at every `mixes` weight: the mix only changes the served output.
+    """
+    from training.train import load_trained, prepare, split_probs, train
+
+    base = DefaultConfig.load(config).train.to_dict() | {"resume": False, "wandb": "disabled"}
+    prep, rows = None, []
+    for i, override in enumerate(overrides):
+        merged = base | override | {"head": base["head"] | override.get("head", {}), "out": f"{out}-{i}"}
+        cfg = TrainConfig.from_dict(merged)
+        prep = prep or prepare(cfg)
+        model, _, state = load_trained(train(cfg, prep), pretrained_backbone=False)
+        val = prep.ds.split("val")
+        lat, lng = [s.lat for s in val], [s.lng for s in val]
+        for mix in mixes if cfg.head.country else [None]:
+            if mix is not None:
+                model.head.country_mix.fill_(mix)
+            probs = split_probs(model, prep, cfg, "val")
+            metrics = subset_metrics(prep.index, val, probs, tune_radius(prep.index, probs, lat, lng), table=False)
+            row = {"override": override, "mix": mix, "best_epoch": state["best_epoch"]}
+            row |= {k: round(metrics[k], 4) for k in REPORTED}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
