@@ -46,7 +46,7 @@ dataset: $(DEV_STAMP)
 	$(BIN)/python -m dataprep all --config datasets/streetview/dataprep.json
 
 model: dataset
-	$(BIN)/python -m training default --config training/configs/default.json
+	$(BIN)/python -m training default --config training/configs/default.json --retrain
 
 bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/enrich_resize.py

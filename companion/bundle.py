@@ -9,6 +9,7 @@ A bundle is a folder:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -63,6 +64,7 @@ class BundleMeta(BaseModel):
     regions: list[Region]
     cells: list[Cell]
     datalist_sha256: str | None = None
+    model_sha256: str | None = None  # of model.onnx: a swapped or damaged graph is refused at load
     point_radius_km: float = 400.0   # CellIndex.point radius, tuned on validation by training
     config: dict = Field(default_factory=dict)
     metrics: dict = Field(default_factory=dict)
@@ -78,7 +80,17 @@ def load_meta(bundle_dir: Path | str) -> BundleMeta:
         raise ValueError(f"{path}: bundle format {meta.format!r}, this companion reads {FORMAT!r}")
     if not (bundle_dir / "model.onnx").is_file():
         raise FileNotFoundError(f"{bundle_dir} has no model.onnx")
+    if meta.model_sha256 and meta.model_sha256 != file_sha256(bundle_dir / "model.onnx"):
+        raise ValueError(f"{bundle_dir}/model.onnx does not match the sha256 in bundle.json: damaged or replaced")
     return meta
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def save_meta(bundle_dir: Path | str, meta: BundleMeta) -> None:

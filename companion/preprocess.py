@@ -18,6 +18,10 @@ from PIL import Image, UnidentifiedImageError
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MAX_PIXELS = 40_000_000  # a 4K frame is 8.3 Mpx; anything far above is refused, not decoded
+# A frame becomes about long/short square tiles: a sliver such as 16×1,000,000 would be under
+# MAX_PIXELS yet cost tens of thousands of tiles. A 360° equirectangular panorama is 2:1 and an
+# ultrawide monitor 32:9, so 8:1 leaves room for every real frame.
+MAX_ASPECT = 8.0
 
 
 class ImageError(ValueError):
@@ -51,6 +55,8 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, min_side: int | None
         w, h = img.size
         if w * h > max_pixels:
             raise ImageTooLarge(f"image is {w}x{h}, more than {max_pixels} pixels")
+        if max(w, h) > MAX_ASPECT * max(1, min(w, h)):
+            raise ImageError(f"image is {w}x{h}: its sides differ by more than {MAX_ASPECT:g}:1")
         if img.format not in ("JPEG", "PNG", "WEBP"):
             raise ImageError(f"unsupported image format {img.format!r} (JPEG, PNG or WebP)")
         if min_side and img.format == "JPEG" and min(w, h) >= 2 * min_side:

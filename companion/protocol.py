@@ -24,6 +24,7 @@ class FrameHeader(BaseModel):
     round: str = Field(min_length=1, max_length=128)   # frames of one round are pooled
     frame: int = Field(ge=0)                            # client's counter, echoed in the reply
     heading: float | None = Field(default=None, ge=0, lt=360)
+    top_k: int | None = Field(default=None, ge=1, le=50)   # countries/regions in the answer (None: server's default)
 
 
 class ClientControl(BaseModel):

@@ -228,7 +228,7 @@ def create_app(engine: Engine, settings: Settings, play: Play | None = None) -> 
     def answer_frame(header: FrameHeader, image: bytes, rounds: RoundPool):
         # all in a worker thread: decoding, the model and the posterior would each stall the event loop
         pooled, n = rounds.add(header.round, log_probs_of(image))  # a connection's frames are handled one at a time
-        return engine.prediction(pooled, top_k=settings.top_k, top_cells=settings.top_cells,
+        return engine.prediction(pooled, top_k=header.top_k or settings.top_k, top_cells=settings.top_cells,
                                  round=header.round, frame=header.frame, frames=n)
 
     async def _frame_reply(data: bytes, rounds: RoundPool, t0: float):

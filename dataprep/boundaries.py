@@ -1,8 +1,9 @@
 """Admin-1 boundaries (Natural Earth 10m "States, Provinces"), normalized for enrich and cells.
 
-Where they come from, in order: an explicit path; `../shared/geo/ne_10m_admin_1_states_provinces.geojson.gz`
+Where they come from, in order: an explicit path; `download` (Natural Earth's official zip, fetched
+once into the user's cache folder and reused); `../shared/geo/ne_10m_admin_1_states_provinces.geojson.gz`
 beside the project when present; else the simplified derivative committed in `dataprep/resources/`
-(made by `python -m dataprep boundaries`), so a checkout without ../shared still runs.
+(made by `python -m dataprep boundaries`), so an offline checkout without ../shared still runs.
 """
 
 from __future__ import annotations
@@ -10,11 +11,16 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import platformdirs
 import shapely
+from tqdm import tqdm
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -41,7 +47,32 @@ def default_path() -> Path:
     return SHARED_BOUNDARIES if SHARED_BOUNDARIES.exists() else COMMITTED_BOUNDARIES
 
 
+def download(url: str | None = None, cache_dir: Path | None = None) -> Path:
+    """The boundaries file at `url` (default: Natural Earth's), downloaded once into a cache folder."""
+    url = url or os.environ.get("LF_NATURAL_EARTH_URL", NATURAL_EARTH_URL)
+    cache_dir = Path(cache_dir or platformdirs.user_cache_dir("lostandfound"))
+    dest = cache_dir / Path(urllib.parse.urlparse(url).path).name
+    if dest.is_file():
+        return dest
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")   # a cut-off download never passes for the file
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r, open(part, "wb") as f:
+            total = int(r.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}") as bar:
+                while chunk := r.read(1 << 20):
+                    f.write(chunk)
+                    bar.update(len(chunk))
+    except OSError as e:  # URLError, HTTPError and socket timeouts are all OSErrors
+        part.unlink(missing_ok=True)
+        raise BoundariesError(f"cannot download boundaries from {url}: {e} (pass --boundaries PATH to a local copy)") from e
+    part.replace(dest)
+    return dest
+
+
 def resolve(path: str | Path | None) -> Path:
+    if str(path) == "download":
+        return download()
     p = Path(path) if path else default_path()
     if not p.is_file():
         raise BoundariesError(

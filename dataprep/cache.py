@@ -1,19 +1,23 @@
 """`cache`: the packed tile cache training reads instead of decoding JPEGs every epoch.
 
-`<out>/<size>-<data-list sha256[:16]>/`:
+`<out>/<size>-<key[:16]>/`:
   tiles.npy    uint8 [rows, size, size, 3], memory-mappable (np.load(..., mmap_mode="r"))
-  index.json   {"size", "datalist_sha256", "ids": [...], "first_row": [...], "tiles": [...]}:
+  index.json   {"size", "key", "datalist_sha256", "ids": [...], "first_row": [...], "tiles": [...]}:
                sample ids[i] owns rows first_row[i] … first_row[i] + tiles[i] - 1
 Tiles come from companion.preprocess.tiles_uint8 (a 2:1 image gives 2), so training sees exactly
-what the companion computes. The folder name is the key: other tile sizes or another data-list get
-their own; an existing complete folder (index.json is written last) is reused as is.
+what the companion computes. The key hashes the tile size, the data-list (source image hashes) and
+the resized image paths (whose folder names the resize settings): other settings get their own
+folder; an existing complete folder (index.json is written last) is reused as is. Training finds
+the folder of its dataset with `tile_reader` and reads tiles from it instead of decoding JPEGs.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+from collections.abc import Callable
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -42,9 +46,14 @@ def _fill(job: tuple[str, str, int, int, int]) -> None:
     arr.flush()
 
 
+def cache_key(samples: list[Sample], size: int) -> str:
+    rows = sorted(samples, key=lambda s: s.id)
+    text = f"{size}\n" + datalist.render(rows) + "\n".join(s.image for s in rows)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def build(samples: list[Sample], manifest: Path, out_dir: Path, size: int = 224, workers: int = 0) -> Path:
-    text = datalist.render(samples)
-    key = datalist.digest(text)
+    key = cache_key(samples, size)
     folder = out_dir / f"{size}-{key[:16]}"
     if (folder / "index.json").exists():
         return folder
@@ -59,7 +68,8 @@ def build(samples: list[Sample], manifest: Path, out_dir: Path, size: int = 224,
     with Pool(workers or os.cpu_count() or 1) as pool:
         for _ in tqdm(pool.imap_unordered(_fill, jobs, chunksize=32), total=len(jobs), desc="cache", unit="img"):
             pass
-    index = {"size": size, "datalist_sha256": key, "ids": [s.id for s in rows], "first_row": first, "tiles": counts}
+    index = {"size": size, "key": key, "datalist_sha256": datalist.digest(datalist.render(rows)),
+             "ids": [s.id for s in rows], "first_row": first, "tiles": counts}
     tmp = folder / "index.json.tmp"
     tmp.write_text(json.dumps(index) + "\n", encoding="utf-8")
     tmp.replace(folder / "index.json")
@@ -71,6 +81,21 @@ def load(folder: Path | str) -> tuple[np.ndarray, dict]:
     folder = Path(folder)
     index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
     return np.load(folder / "tiles.npy", mmap_mode="r"), index
+
+
+def tile_reader(samples: list[Sample], manifest: Path, size: int) -> Callable[[str], np.ndarray] | None:
+    """sample id → its uint8 tiles from the dataset's packed cache, or None when no built cache matches."""
+    folder = Path(manifest).parent / "cache" / f"{size}-{cache_key(samples, size)[:16]}"
+    if not (folder / "index.json").is_file():
+        return None
+    tiles, index = load(folder)
+    rows = {i: (f, n) for i, f, n in zip(index["ids"], index["first_row"], index["tiles"], strict=True)}
+
+    def read(sample_id: str) -> np.ndarray:
+        first, count = rows[sample_id]
+        return np.array(tiles[first:first + count])
+
+    return read
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -75,7 +75,7 @@ class DataprepConfig:
     sources: list[str] = field(default_factory=list)   # pair folders, OSV-5M-style CSVs, <lat>,<lon>-named folders
     out: str = "work/datasets/streetview"               # generated data (git-ignored)
     artefacts: str | None = None      # committed outputs (datalist, cells, stats, report); None: none
-    boundaries: str | None = None     # admin-1 polygons; None: ../shared/geo when present, else the committed derivative
+    boundaries: str | None = None     # admin-1 polygons: a path or "download"; None: ../shared/geo when present, else the committed derivative
     datalist_check: bool = True       # fail when the inputs differ from the committed data-list
     resize: ResizeConfig = field(default_factory=ResizeConfig)
     enrich: EnrichConfig = field(default_factory=EnrichConfig)

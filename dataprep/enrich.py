@@ -250,7 +250,8 @@ def enrich(samples: list[Sample], gdf, max_km: float = 20.0, grid_deg: float = 0
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--in", dest="inp", required=True, help="manifest to read")
     p.add_argument("--out", required=True, help="manifest to write")
-    p.add_argument("--boundaries", default=None, help="admin-1 polygons (default: ../shared/geo/... or the committed derivative)")
+    p.add_argument("--boundaries", default=None, help="admin-1 polygons: a path, or `download` (Natural Earth, cached once); "
+                   "default: ../shared/geo/... or the committed derivative")
     p.add_argument("--max-km", type=float, default=20.0, help="nearest-polygon fallback distance")
 
 

@@ -127,7 +127,9 @@ def run_all(cfg: DataprepConfig, update_datalist: bool = False) -> dict:
             if name != "dataprep.json" or not (art / name).exists():
                 shutil.copyfile(out / name, art / name)
         if cfg.report.enabled:
-            shutil.copytree(out / "report", art / "report", dirs_exist_ok=True)
+            # the dropped images' thumbnails are pixels of the source images: they stay in the local report
+            shutil.copytree(out / "report", art / "report", dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("dropped.png"))
     return run.stats
 
 

@@ -170,7 +170,7 @@ def write_report(dataset: Path, out: Path, thumbs: int = 24) -> Path:
         if thumbs:
             name = thumbnails(drops, dataset, out / "dropped.png", thumbs)
             if name:
-                figs.append(("Dropped images", name))
+                figs.append(("Dropped images (local report only: thumbnails are source pixels, never committed)", name))
     rows = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{v['in']['records'] if v.get('in') else ''}</td><td>{v['out']['records']}</td>"
         f"<td>{v['dropped']}</td><td>{v['out']['countries']}</td><td>{v['out']['locations']}</td></tr>"

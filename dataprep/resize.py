@@ -37,7 +37,8 @@ def resize_one(job: tuple[str, str, int, int]) -> str | None:
     """Write one copy; returns None when done (or already there), else why it failed."""
     src, dst, max_side, quality = job
     dst_path = Path(dst)
-    if dst_path.exists():
+    # resumable: an existing copy is kept unless its source changed after it was written
+    if dst_path.exists() and dst_path.stat().st_mtime >= Path(src).stat().st_mtime:
         return None
     tmp = dst_path.with_name(f".{dst_path.name}.{os.getpid()}.tmp")
     try:

@@ -19,7 +19,8 @@ const state = {
   ws: null,
   status: "connecting",
   detail: "",
-  attempt: 0,
+  attempt: 0,             // failed connections in a row, for the backoff
+  connectCalls: 0,        // calls of connect() so far: the latest one wins
   retryTimer: null,
   pingTimer: null,
   pongTimer: null,
@@ -31,6 +32,7 @@ const state = {
   cellsLoaded: null,      // that Map, once loaded
   cellsModel: null,
   lastCapture: 0,
+  captureQueue: Promise.resolve(),
 };
 
 function setStatus(status, detail = "") {
@@ -62,7 +64,13 @@ async function probeHealth(url) {
   }
 }
 
+// Hello, a frame and a settings change can each call this while an earlier call still awaits the
+// settings: only the latest call goes on, and it closes the previous socket first, so at most one socket
+// (and one ping timer) exists.
 async function connect() {
+  const call = ++state.connectCalls;
+  const settings = await LF.loadSettings();
+  if (call !== state.connectCalls) return;   // a newer call took over
   clearTimers();
   if (state.ws) {
     const old = state.ws;
@@ -71,7 +79,6 @@ async function connect() {
     old.close();
   }
   if (state.tabs.size === 0) return;   // nobody to serve: connect when a game tab asks
-  const settings = await LF.loadSettings();
   if (!settings.token) return setStatus("no_token");
   let url;
   try {
@@ -109,7 +116,9 @@ async function connect() {
     }
     if (!opened) {
       // A refused handshake and a closed port look the same to a websocket; ask over HTTP which it was.
-      setStatus((await probeHealth(settings.companionUrl)) ? "refused" : "not_running");
+      const up = await probeHealth(settings.companionUrl);
+      if (call !== state.connectCalls) return;   // connect() was called meanwhile: no second retry
+      setStatus(up ? "refused" : "not_running");
     } else {
       setStatus("not_running");
     }
@@ -207,17 +216,23 @@ function sendFrame(tabId, msg) {
   if (state.ws?.readyState !== WebSocket.OPEN) return false;
   const frame = state.nextFrame++;
   state.pending.set(frame, { tabId, round: msg.round, localFrame: msg.frame });
-  const header = LF.frameHeader(msg.round, frame, msg.heading);
+  const header = LF.frameHeader(msg.round, frame, msg.heading, msg.topK);
   state.ws.send(LF.encodeFrame(header, LF.base64ToBytes(msg.image)));
   return true;
 }
 
 // Fallback capture: a screenshot of the visible tab (the page hid its UI first), cropped to the panorama.
+// Chrome allows 2 captureVisibleTab calls per second across all tabs, so the calls queue on one promise
+// chain, each starting CAPTURE_INTERVAL_MS after the one before.
 async function captureTab(tab, rect) {
-  const wait = state.lastCapture + CAPTURE_INTERVAL_MS - Date.now();
-  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-  state.lastCapture = Date.now();
-  const dataUrl = await api.tabs.captureVisibleTab(tab.windowId, { format: "jpeg", quality: 92 });
+  const shot = state.captureQueue.then(async () => {
+    const wait = state.lastCapture + CAPTURE_INTERVAL_MS - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    state.lastCapture = Date.now();
+    return api.tabs.captureVisibleTab(tab.windowId, { format: "jpeg", quality: 92 });
+  });
+  state.captureQueue = shot.catch(() => {});   // a failed capture must not stop the queue
+  const dataUrl = await shot;
   const bitmap = await createImageBitmap(await (await fetch(dataUrl)).blob());
   const scale = bitmap.width / rect.viewportWidth;
   const sx = Math.max(0, Math.round(rect.x * scale)), sy = Math.max(0, Math.round(rect.y * scale));

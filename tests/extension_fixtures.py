@@ -194,23 +194,36 @@ class Relay:
             self._server.shutdown()
 
 
-def extension_with_screenshots(dest: Path) -> Path:
-    """A copy of the extension whose optional "<all_urls>" permission (screenshots) is granted at install.
+# The shipped extension runs on www.geoguessr.com only; the local test site is served from loopback.
+LOCAL_SITES = ["http://127.0.0.1/*", "http://localhost/*"]
 
-    A player grants it in the options page; a headless browser cannot answer that permission prompt, so
-    the copy lists it among the required host permissions instead. Nothing else differs.
+
+def extension_for_tests(dest: Path, screenshots: bool = False) -> Path:
+    """A copy of the extension whose content scripts also run on the local test site (any loopback port).
+
+    With `screenshots`, its optional "<all_urls>" permission (the screenshot fallback) is granted at install:
+    a player grants it in the options page, but a headless browser cannot answer that permission prompt,
+    so the copy lists it among the required host permissions instead. Nothing else differs.
     """
     shutil.copytree(EXTENSION, dest, dirs_exist_ok=True)
     manifest = json.loads((dest / "manifest.json").read_text(encoding="utf-8"))
-    manifest["host_permissions"] += manifest.pop("optional_host_permissions")
+    for entry in manifest["content_scripts"] + manifest["web_accessible_resources"]:
+        entry["matches"] += LOCAL_SITES
+    if screenshots:
+        manifest["host_permissions"] += manifest.pop("optional_host_permissions")
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return dest
 
 
+def extension_with_screenshots(dest: Path) -> Path:
+    """The test copy with the screenshot permission granted (the e2e fallback test, the benchmark)."""
+    return extension_for_tests(dest, screenshots=True)
+
+
 @contextmanager
-def browser(p, user_data_dir: Path, viewport=(1280, 720), extension: Path = EXTENSION):
-    """Headless Debian Chromium with the unpacked extension, from a started sync Playwright `p`;
-    yields (context, service worker)."""
+def browser(p, user_data_dir: Path, extension: Path, viewport=(1280, 720)):
+    """Headless Debian Chromium with the unpacked `extension` (a copy from `extension_for_tests`), from a
+    started sync Playwright `p`; yields (context, service worker)."""
     ext = str(extension)
     context = p.chromium.launch_persistent_context(
         str(user_data_dir), headless=True, executable_path=str(CHROMIUM),

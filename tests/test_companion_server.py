@@ -68,10 +68,11 @@ def test_round_pools_frames_and_reset_forgets(main_server):
         assert pooled["cells"] != first["cells"]
         ws.send(json.dumps({"type": "reset", "round": "pool"}))
         assert json.loads(ws.recv(timeout=10)) == {"type": "pong", "v": 1}
-        ws.send(frame_bytes(b.read_bytes(), "pool", 2))
+        # the header's top_k (the extension's "countries shown") sets the answer's length
+        ws.send(frame_bytes(b.read_bytes(), raw_header=json.dumps({"round": "pool", "frame": 2, "top_k": 8}).encode()))
         again = json.loads(ws.recv(timeout=60))
-        assert again["frames"] == 1
-        assert [c["code"] for c in again["countries"]] == [c["code"] for c in singles[b]["countries"][:5]]
+        assert again["frames"] == 1 and len(again["regions"]) == 8
+        assert [c["code"] for c in again["countries"]] == [c["code"] for c in singles[b]["countries"][:8]]
     # pooling is the normalized geometric mean of the frames: on the cells listed in all three answers,
     # log-probability differences between cells are the mean of the two frames' differences
     pa = {c["id"]: c["p"] for c in singles[a]["cells"]}
@@ -91,6 +92,7 @@ def test_errors_are_answered_and_the_connection_stays_open(main_server):
         (frame_bytes(img, raw_header=b"{not json"), "bad_header", None),
         (frame_bytes(img, raw_header=json.dumps({"round": "", "frame": 1}).encode()), "bad_header", None),
         (frame_bytes(img, raw_header=json.dumps({"round": "x", "frame": -1}).encode()), "bad_header", None),
+        (frame_bytes(img, raw_header=json.dumps({"round": "x", "frame": 1, "top_k": 0}).encode()), "bad_header", None),
         (b"\xff\xff\xff\xff" + img, "bad_header", None),
         (frame_bytes(b"garbage, not an image", "r", 7), "bad_image", 7),
         (frame_bytes(img[: len(img) // 2], "r", 8), "bad_image", 8),

@@ -1,9 +1,11 @@
 """The web UI in a real (headless) Chromium: choose, drop and paste an image, see the predictions and
-the shaded map; play one round. Saves docs/img/companion-ui.png."""
+the shaded map; play one round. Saves a screenshot to work/screenshots/companion-ui.png (docs/img/ with
+LF_UPDATE_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 
 import httpx
@@ -12,7 +14,9 @@ from companion_fixtures import *  # noqa: F403
 from companion_fixtures import FIXTURE_IMAGES, ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = ROOT / "docs" / "img" / "companion-ui.png"
+# the committed picture is refreshed only on purpose; a plain run writes under work/ (ignored by git)
+SCREENSHOTS = ROOT / ("docs/img" if os.environ.get("LF_UPDATE_SCREENSHOTS") == "1" else "work/screenshots")
+SCREENSHOT = SCREENSHOTS / "companion-ui.png"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian /usr/bin/chromium")]
 

@@ -86,3 +86,32 @@ def test_committed_boundaries_are_small_and_complete():
     gdf = admin1()
     assert len(gdf) > 4500 and gdf["country"].notna().mean() > 0.99
     assert set(gdf.columns) >= {"country", "country_name", "adm1_code", "region", "region_group", "geometry"}
+
+
+def test_boundaries_download_once_into_the_cache(tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "www"
+    served.mkdir()
+    (served / "admin1.geojson.gz").write_bytes(boundaries.COMMITTED_BOUNDARIES.read_bytes())
+    hits = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            hits.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        path = boundaries.download(f"{base}/admin1.geojson.gz", tmp_path / "cache")
+        assert path.read_bytes() == boundaries.COMMITTED_BOUNDARIES.read_bytes()
+        assert len(boundaries.load(path)) > 4000
+        assert boundaries.download(f"{base}/admin1.geojson.gz", tmp_path / "cache") == path and len(hits) == 1
+        with pytest.raises(boundaries.BoundariesError, match="cannot download"):
+            boundaries.download(f"{base}/missing.zip", tmp_path / "cache")
+        assert not list((tmp_path / "cache").glob("*.part"))
+    finally:
+        server.shutdown()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 from dataprep_fixtures import FIXTURES, copy_pairs, fixture_ids, tree_digest
@@ -53,6 +54,14 @@ def test_resize_downscales_never_upscales_and_resumes(tmp_path):
     s = big[0]
     assert image_path(s, manifest).read_bytes() == (src / f"{s.id}.jpg").read_bytes()
     assert tree_digest(src) == before
+    # a source replaced after its copy was made is resized again, not served stale
+    changed = next(s for s in out if s.id == fixture_ids()[1])
+    copy = image_path(changed, manifest)
+    Image.open(FIXTURES / f"{fixture_ids()[2]}.jpg").save(src / f"{changed.id}.jpg")
+    os.utime(src / f"{changed.id}.jpg", ns=(copy.stat().st_mtime_ns + 10**9,) * 2)
+    old = copy.read_bytes()
+    resize(samples, manifest, tmp_path / "out" / "small", manifest, max_side=100, workers=2)
+    assert copy.read_bytes() != old
 
 
 def _variants(tmp_path):
@@ -114,3 +123,18 @@ def test_cache_holds_the_companion_tiles_keyed_by_size_and_datalist(tmp_path):
     assert cache.build(samples, manifest, tmp_path / "cache", size=32) == folder
     assert cache.build(samples, manifest, tmp_path / "cache", size=40) != folder
     assert cache.build(samples[:2], manifest, tmp_path / "cache", size=32) != folder
+    shutil.copytree(src, tmp_path / "images-160-q90")     # the same sources resized with other settings
+    moved = [s.with_(image=s.image.replace("src", "images-160-q90")) for s in samples]
+    assert cache.build(moved, manifest, tmp_path / "cache", size=32) != folder
+
+
+def test_training_reads_tiles_from_the_packed_cache(tmp_path):
+    src = copy_pairs(tmp_path / "src", fixture_ids()[:3])
+    samples, _ = _ingest(src)
+    manifest = tmp_path / "m.jsonl"
+    write_manifest(manifest, samples)
+    assert cache.tile_reader(samples, manifest, 32) is None            # not built yet: decode instead
+    cache.build(samples, manifest, tmp_path / "cache", size=32, workers=1)
+    read = cache.tile_reader(samples, manifest, 32)
+    for s in samples:
+        np.testing.assert_array_equal(read(s.id), tiles_uint8(decode_image(image_path(s, manifest).read_bytes()), 32))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
 import time
 
@@ -23,6 +24,7 @@ from tests.extension_fixtures import (
     Companion,
     Relay,
     browser,
+    extension_for_tests,
     extension_with_screenshots,
     guess_and_next,
     model_bundle,
@@ -41,7 +43,9 @@ pytestmark = [
     pytest.mark.skipif(model_bundle() is None, reason="needs a model bundle (companion/models/default)"),
 ]
 
-HEADER_KEYS = {"v", "round", "frame", "heading"}
+HEADER_KEYS = {"v", "round", "frame", "heading", "top_k"}
+# the committed picture is refreshed only on purpose; a plain run writes under work/ (ignored by git)
+SCREENSHOTS = ROOT / ("docs/img" if os.environ.get("LF_UPDATE_SCREENSHOTS") == "1" else "work/screenshots")
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +78,8 @@ def playwright():
 
 @pytest.fixture(scope="module")
 def chromium(playwright, tmp_path_factory, relay):
-    with browser(playwright, tmp_path_factory.mktemp("chromium-profile")) as (context, worker):
+    extension = extension_for_tests(tmp_path_factory.mktemp("extension"))
+    with browser(playwright, tmp_path_factory.mktemp("chromium-profile"), extension) as (context, worker):
         set_options(worker, companionUrl=relay.ws_url, token=TOKEN)
         yield context, worker
 
@@ -86,6 +91,20 @@ def game(chromium, site):
     sign_in_and_start(page, site)
     yield page
     page.close()
+
+
+def drawn_panorama(image, size) -> Image.Image:
+    """`image` as tests/geosite/static/panorama.js draws it on a canvas of `size`: scaled to cover the canvas,
+    the overflowing side cropped evenly, bilinear."""
+    img = Image.open(image).convert("RGB")
+    (w, h), (cw, ch) = img.size, size
+    if cw / ch > w / h:
+        band = w * ch / cw
+        box = (0, (h - band) / 2, w, (h + band) / 2)
+    else:
+        band = h * cw / ch
+        box = ((w - band) / 2, 0, (w + band) / 2, h)
+    return img.resize(size, Image.BILINEAR, box=box)
 
 
 def frames_of(relay, round_id):
@@ -103,7 +122,7 @@ def test_overlay_shows_the_companions_answer_for_the_captured_frame(game, relay,
 
     # what the companion received for this round: one frame of image bytes, the size of the panorama
     sent = frames_of(relay, state["round"])
-    assert len(sent) == 1
+    assert len(sent) == 1 and sent[0].header["top_k"] == 5
     frame = Image.open(io.BytesIO(sent[0].image))
     canvas_size = game.evaluate("""() => { const c = document.querySelector('[data-qa="panorama"] canvas');
                                           return [c.width, c.height]; }""")
@@ -113,20 +132,28 @@ def test_overlay_shows_the_companions_answer_for_the_captured_frame(game, relay,
     # the overlay's first country is `companion predict` on the same bytes
     path = tmp_path / "captured.jpg"
     path.write_bytes(sent[0].image)
-    fixture = site.games[game.url.rsplit("/", 1)[1]].places[0].path
-    captured, original = companion.predict([path, fixture])
+    drawn = drawn_panorama(site.games[game.url.rsplit("/", 1)[1]].places[0].path, frame.size)
+    drawn.save(tmp_path / "drawn.jpg", quality=92)
+    captured, redrawn = companion.predict([path, tmp_path / "drawn.jpg"])
     assert state["countries"][0]["code"] == captured["countries"][0]["code"]
     assert [c["code"] for c in state["countries"]] == [c["code"] for c in captured["countries"][:5]]
-    print(f"\noverlay top-1 {state['countries'][0]['code']}; predict on the captured frame "
-          f"{captured['countries'][0]['code']}; on the fixture image {original['countries'][0]['code']}")
+    # and those bytes are the round's image as the site draws it. The canvas never shows the fixture 1:1 (a
+    # square image covering a 16:9 canvas: a centred band, magnified about 4x), and the model's answer for the
+    # raw file often differs from that for the band, even beyond its top 3; so the reference is the drawing
+    # redone here. WebGL's and PIL's sampling and the JPEG re-encoding differ a little and may swap near-ties:
+    # hence the overlay's first country within the redrawn image's top 3, not necessarily its first.
+    diff = np.abs(np.asarray(frame.convert("RGB"), np.float32) - np.asarray(drawn, np.float32)).mean()
+    assert diff < 3, diff   # measured: under 1
+    assert state["countries"][0]["code"] in [c["code"] for c in redrawn["countries"][:3]]
+    print(f"\noverlay top-1 {state['countries'][0]['code']}; predict on the redrawn fixture "
+          f"{[c['code'] for c in redrawn['countries'][:3]]}; mean pixel difference {diff:.1f}")
 
     # it only shows: no marker placed, the guess button untouched
     assert game.locator('[data-qa="guess-marker"]').is_hidden()
     assert game.locator('[data-qa="perform-guess"]').is_disabled()
 
-    docs = ROOT / "docs" / "img"
-    docs.mkdir(parents=True, exist_ok=True)
-    game.screenshot(path=str(docs / "overlay.png"))
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    game.screenshot(path=str(SCREENSHOTS / "overlay.png"))
 
 
 def test_new_round_gives_a_new_prediction_and_a_pan_adds_a_view(game, relay):
@@ -200,7 +227,7 @@ def test_hotkey_command_toggles_the_overlay(game, chromium):
 
 def test_screenshot_fallback_hides_the_ui_and_crops_to_the_panorama(playwright, tmp_path, site, relay):
     extension = extension_with_screenshots(tmp_path / "extension")
-    with browser(playwright, tmp_path / "profile", extension=extension) as (context, worker):
+    with browser(playwright, tmp_path / "profile", extension) as (context, worker):
         set_options(worker, companionUrl=relay.ws_url, token=TOKEN, captureMode="tab")
         page = open_game(context, site)
         state = wait_for_overlay(page, timeout=30)
@@ -216,14 +243,16 @@ def test_screenshot_fallback_hides_the_ui_and_crops_to_the_panorama(playwright, 
             assert np.abs(a - b).mean() < 12, box
 
 
-def test_battle_royale_rounds_are_followed(chromium, site):
-    context, _ = chromium
+def test_battle_royale_rounds_are_followed_with_more_countries(chromium, site):
+    context, worker = chromium
+    set_options(worker, topK=8)     # more than the companion's default of 5: the frame header asks for them
     page = open_game(context, site, "battle-royale")
     try:
         first = wait_for_overlay(page, timeout=15)
         second = wait_for_overlay(page, new_round_than=first["round"], timeout=15)
-        assert len(second["countries"]) == 5
+        assert len(second["countries"]) == 8
     finally:
+        set_options(worker, topK=5)
         page.close()
 
 

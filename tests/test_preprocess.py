@@ -3,9 +3,10 @@
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from companion.preprocess import decode_image, tile_boxes, tiles_uint8
+from companion.preprocess import ImageError, decode_image, tile_boxes, tiles_uint8
 from tests.conftest import FIXTURE_IMAGES
 
 
@@ -37,3 +38,15 @@ def test_reduced_scale_decode_keeps_enough_pixels_and_matches_full_decode():
 def test_small_images_decode_exactly_as_without_min_side():
     data = (sorted(FIXTURE_IMAGES.glob("*.jpg"))[0]).read_bytes()
     np.testing.assert_array_equal(np.asarray(decode_image(data)), np.asarray(decode_image(data, min_side=224)))
+
+
+@pytest.mark.parametrize("size", [(16, 100_000), (4000, 400)])
+def test_slivers_are_refused_before_they_become_thousands_of_tiles(size):
+    buf = io.BytesIO()
+    Image.new("RGB", size, (90, 120, 60)).save(buf, "PNG")   # a few KB, under the pixel limit
+    with pytest.raises(ImageError, match="differ by more than"):
+        decode_image(buf.getvalue())
+
+
+def test_wide_but_real_frames_still_decode():
+    assert decode_image(_game_frame(3840, 1080)).size == (3840, 1080)     # 32:9 ultrawide

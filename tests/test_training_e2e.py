@@ -41,16 +41,34 @@ def test_train_checkpoints_and_learns(trained_run):
     assert losses[-1] < losses[0]  # the head fits its training data
 
 
-def test_resume_continues_from_last_checkpoint(trained_run, tmp_path):
+def test_resume_continues_from_last_checkpoint(trained_run, tmp_path, capsys):
     run, cfg = trained_run
     import shutil
 
+    before = torch.load(run / "last.pt", weights_only=False)["state"]
     copy = tmp_path / "resumed"
     shutil.copytree(run, copy)
     cfg2 = type(cfg)(**{**cfg.__dict__, "out": str(copy), "epochs": cfg.epochs + 1})
     train(cfg2)
+    assert f"resumed {copy / 'last.pt'} at epoch {cfg.epochs}" in capsys.readouterr().out
     state = torch.load(copy / "last.pt", weights_only=False)["state"]
-    assert state["epoch"] == cfg.epochs + 1 and len(state["history"]) == cfg.epochs + 1
+    assert state["epoch"] == cfg.epochs + 1 and state["history"][:-1] == before["history"]
+
+    # a finished run (here: out of steps) resumed trains nothing and keeps its best checkpoint
+    best = (copy / "best.pt").read_bytes()
+    train(type(cfg)(**{**cfg2.__dict__, "epochs": cfg.epochs + 5, "max_steps": state["step"]}))
+    assert torch.load(copy / "last.pt", weights_only=False)["state"]["epoch"] == cfg.epochs + 1
+    assert (copy / "best.pt").read_bytes() == best
+
+
+def test_resume_with_another_config_is_refused(trained_run, tmp_path):
+    run, cfg = trained_run
+    import shutil
+
+    shutil.copytree(run, tmp_path / "run")
+    changed = type(cfg)(**{**cfg.__dict__, "out": str(tmp_path / "run"), "lr": cfg.lr * 2})
+    with pytest.raises(ValueError, match="another config"):
+        train(changed)
 
 
 def test_evaluate_writes_report(trained_run, tmp_path):
@@ -86,6 +104,13 @@ def test_export_then_onnx_predicts_on_real_images(trained_run, tmp_path):
         assert index.country_probs(probs).sum() == pytest.approx(1)
         lat, lng = index.point(probs, meta.point_radius_km)
         assert -90 <= lat <= 90 and -180 <= lng <= 180
+    # the bundle pins its graph: a damaged model.onnx is refused at load
+    assert meta.model_sha256 and len(meta.model_sha256) == 64
+    with open(bundle / "model.onnx", "r+b") as f:
+        f.seek(-8, 2)
+        f.write(b"\0" * 8)
+    with pytest.raises(ValueError, match="does not match the sha256"):
+        load_meta(bundle)
 
 
 def test_parity_onnx_vs_torch_on_real_images(trained_run, tmp_path):

@@ -104,6 +104,14 @@ def test_evaluate_probs_by_hand():
     assert table["AA"]["n"] == 2 and table["AA"]["top1"] == 0.5 and table["AA"]["predicted_as"] in ("AA", "BB")
 
 
+def test_an_empty_part_reports_n_0_with_the_same_keys():
+    index = _index()
+    full = evaluate_probs(index, np.array([[0.6, 0.3, 0.1]]), [0], [0], ["AA"], ["A-1"], np.array([0]), 0.0)
+    empty = evaluate_probs(index, np.zeros((0, 3)), [], [], [], [], np.zeros(0, int), 0.0)
+    assert empty["n"] == 0 and set(empty) == set(full) and empty["per_country"] == []
+    assert math.isnan(empty["country_top1"]) and math.isnan(empty["within_25km"])
+
+
 def test_radius_is_tuned_to_the_better_point():
     index = _index()
     # truth between cells 0 and 1, probability split: averaging the two (radius ≥ 223 km) wins

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from training_fixtures import tiny_config, tiny_features, tiny_manifest  # noqa: F401
 
 from training.models import HeadConfig
@@ -19,4 +20,26 @@ def test_sweep_scores_each_setting_and_mix_on_validation(tiny_manifest, tiny_fea
     for r in rows:
         assert 0.0 <= r["country_top1"] <= r["country_top5"] <= 1.0
         assert r["median_km"] >= 0
-    assert len(capsys.readouterr().out.strip().splitlines()[-4:]) == 4
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"override"')]
+    assert printed == rows
+    with pytest.raises(ValueError, match="changes backbone"):
+        sweep(str(config), [{"backbone": "mobilenetv2_100"}], [0.0], out=str(tmp_path / "sweep2"))
+
+
+def test_logistic_baseline_scores_countries_on_the_same_splits(tiny_manifest, tiny_features, tmp_path):  # noqa: F811
+    import numpy as np
+
+    from training.baseline import country_scores, logistic_baseline
+    from training.data import load_dataset
+
+    probs = np.array([[0.7, 0.2, 0.1], [0.5, 0.3, 0.2], [0.1, 0.1, 0.8]])
+    m = country_scores(probs, np.array([0, 1, 2]))
+    assert m["country_top1"] == 2 / 3 and m["country_balanced_acc"] == 2 / 3 and m["country_top5"] == 1.0
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"train": tiny_config(tiny_manifest, tiny_features, tmp_path / "run").to_dict()}))
+    report = logistic_baseline(str(config))
+    ds = load_dataset(tiny_manifest)
+    assert report["val"]["n"] == len(ds.split("val")) and report["test"]["n"] == len(ds.split("test"))
+    for part in ("val", "test"):
+        assert 0.0 <= report[part]["country_top1"] <= report[part]["country_top5"] <= 1.0

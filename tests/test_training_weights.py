@@ -88,3 +88,15 @@ def test_local_file_in_timm_layout_round_trips(tmp_path):
 
 def test_every_compared_backbone_has_an_offline_resolver():
     assert set(PACKAGES) <= set(OFFLINE)
+
+
+def test_feature_cache_is_not_reused_across_weights(tmp_path):
+    from tests.conftest import FIXTURE_IMAGES
+    from training.features import extract
+
+    images = [(p.stem, p) for p in sorted(FIXTURE_IMAGES.glob("*.jpg"))[:2]]
+    random_init = extract(images, "mobilenetv2_100", tmp_path, weights="none", size=64)
+    pretrained = extract(images, "mobilenetv2_100", tmp_path, weights="auto", size=64)
+    assert pretrained.weights == "auto" and not np.allclose(random_init.features, pretrained.features)
+    again = extract(images, "mobilenetv2_100", tmp_path, weights="auto", size=64)
+    np.testing.assert_array_equal(again.features, pretrained.features)

@@ -108,6 +108,18 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_baseline(args) -> int:
+    from training.baseline import logistic_baseline
+
+    report = logistic_baseline(args.config, args.c, "balanced" if args.balanced else None)
+    for part, m in report.items():
+        if m["n"]:
+            print(f"{part:14s} n={m['n']:4d} country@1 {m['country_top1']:.3f} @5 {m['country_top5']:.3f} "
+                  f"bal {m['country_balanced_acc']:.3f}")
+    print(json.dumps(report))
+    return 0
+
+
 def cmd_weights(args) -> int:
     from training.models import backbone_defaults, create_backbone
 
@@ -148,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mixes", default="0,0.25,0.5,0.75", help="country-head mix weights to score")
     p.add_argument("--out", default="work/runs/sweep")
     p.set_defaults(fn=cmd_sweep)
+    p = sub.add_parser("baseline", help="the floor: logistic-regression country head on the same features/splits")
+    p.add_argument("--config", default="training/configs/default.json")
+    p.add_argument("--c", type=float, default=1.0, help="inverse L2 strength")
+    p.add_argument("--balanced", action="store_true", help="class_weight='balanced'")
+    p.set_defaults(fn=cmd_baseline)
     p = sub.add_parser("weights", help="resolve and load pretrained backbone weights (offline check)")
     p.add_argument("backbones", nargs="+")
     p.add_argument("--weights", default="auto")

@@ -38,7 +38,6 @@ class TrainConfig:
     select: str = "geoguessr_score"          # validation metric to maximise
     max_steps: int | None = None             # stop after this many optimizer steps (smoke tests)
     augment: str = "mild"                    # none | mild | strong (fine-tuning; frozen features are fixed)
-    workers: int = 0
     seed: int = 0
     # bookkeeping
     out: str = "work/runs/default"

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from companion.bundle import save_meta
+from companion.bundle import file_sha256, save_meta
 from companion.preprocess import prepare as prepare_pixels
 from training.data import Dataset
 from training.train import bundle_meta, input_spec, load_trained
@@ -102,6 +102,7 @@ def export_bundle(run: Path | str, ds: Dataset, out: Path | str, quantize: bool 
                        "best_epoch": state["best_epoch"]}
         if point_radius_km is not None:
             meta.point_radius_km = point_radius_km
+        meta.model_sha256 = file_sha256(fp32)
         save_meta(tmp, meta)
         (tmp / "cells.geojson").write_text(json.dumps(cells_geojson(ds), separators=(",", ":")), encoding="utf-8")
         _swap(tmp, out)

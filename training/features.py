@@ -3,6 +3,7 @@
 A cache is two files under the features folder:
     <backbone>-<size>.npy    float32 [tiles, D]: one row per square tile (companion.preprocess)
     <backbone>-<size>.json   {"backbone", "size", "weights", "ids": [...], "offsets": [...]}
+It is reused when it covers the requested images with the same weights setting, else recomputed.
 Image i's tiles are rows offsets[i]:offsets[i+1]; the tiles are exactly what the companion feeds
 the exported model, so a head trained here sees what it will see in the game.
 """
@@ -10,7 +11,7 @@ the exported model, so a head trained here sees what it will see in the game.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ class FeatureCache:
     features: np.ndarray        # [tiles, D]
     ids: list[str]
     offsets: np.ndarray         # [images + 1]
+    weights: str = "auto"       # the weights setting the features were computed with
 
     def rows(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Tile rows of the given images and, per row, the position of its image in `ids`."""
@@ -50,7 +52,7 @@ def load_cache(folder: Path, backbone: str, size: int) -> FeatureCache | None:
     if not (npy.is_file() and meta.is_file()):
         return None
     m = json.loads(meta.read_text())
-    return FeatureCache(np.load(npy, mmap_mode="r"), m["ids"], np.asarray(m["offsets"]))
+    return FeatureCache(np.load(npy, mmap_mode="r"), m["ids"], np.asarray(m["offsets"]), m.get("weights", "auto"))
 
 
 def extract(
@@ -61,13 +63,18 @@ def extract(
     size: int | None = None,
     batch_tiles: int = 32,
     reuse: bool = True,
+    read_tiles: Callable[[str], np.ndarray] | None = None,
 ) -> FeatureCache:
-    """Features for every (id, path) image; reuses a cache that already covers them all."""
+    """Features for every (id, path) image; reuses a cache that already covers them all.
+
+    `read_tiles` (dataprep's packed cache) gives an image's tiles without decoding its JPEG.
+    """
     defaults = backbone_defaults(backbone)
     size = size or defaults["size"]
     if reuse:
         cached = load_cache(folder, backbone, size)
-        if cached is not None and set(i for i, _ in images) <= set(cached.ids):
+        # features of other weights (e.g. a random init) must never stand in for these
+        if cached is not None and cached.weights == weights and set(i for i, _ in images) <= set(cached.ids):
             return cached
     spec = InputSpec(size=size, mean=defaults["mean"], std=defaults["std"])
     model = create_backbone(backbone, weights, size).eval()
@@ -82,14 +89,14 @@ def extract(
                 feats.append(model(x).float().numpy())
             pending.clear()
 
-    for _, path in tqdm(images, desc=f"features {backbone}-{size}", unit="img", mininterval=5):
-        tiles = tiles_uint8(Image.open(path), size)
+    for image_id, path in tqdm(images, desc=f"features {backbone}-{size}", unit="img", mininterval=5):
+        tiles = read_tiles(image_id) if read_tiles else tiles_uint8(Image.open(path), size)
         pending.append(tiles)
         offsets.append(offsets[-1] + len(tiles))
         if sum(len(p) for p in pending) >= batch_tiles:
             flush()
     flush()
-    cache = FeatureCache(np.concatenate(feats), [i for i, _ in images], np.asarray(offsets))
+    cache = FeatureCache(np.concatenate(feats), [i for i, _ in images], np.asarray(offsets), weights)
     npy, meta = cache_paths(folder, backbone, size)
     npy.parent.mkdir(parents=True, exist_ok=True)
     np.save(npy.with_suffix(".tmp.npy"), cache.features)

@@ -16,6 +16,11 @@ REPORTED = ("country_top1", "country_top5", "country_balanced_acc", "region_top1
             "geoguessr_score")
 
 
+# Settings that change what `prepare` builds (the data or its features): not sweepable over one prepared dataset.
+DATA_KEYS = {"manifest", "cells", "datalist_sha256", "backbone", "weights", "size", "features_dir",
+             "views_per_location", "frozen"}
+
+
 def sweep(config: str, overrides: list[dict], mixes: list[float], out: str = "work/runs/sweep") -> list[dict]:
     """Each override set (merged into the config's train section) → one trained head, scored on val.
 
@@ -28,6 +33,10 @@ def sweep(config: str, overrides: list[dict], mixes: list[float], out: str = "wo
     for i, override in enumerate(overrides):
         merged = base | override | {"head": base["head"] | override.get("head", {}), "out": f"{out}-{i}"}
         cfg = TrainConfig.from_dict(merged)
+        changed = DATA_KEYS & {k for k in override if override[k] != base.get(k)}
+        if changed:
+            raise ValueError(f"override {i} changes {', '.join(sorted(changed))}: a sweep shares one dataset and "
+                             "feature cache; run `python -m training train` for that instead")
         prep = prep or prepare(cfg)
         model, _, state = load_trained(train(cfg, prep), pretrained_backbone=False)
         val = prep.ds.split("val")

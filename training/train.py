@@ -12,7 +12,9 @@ import math
 import os
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ from tqdm import tqdm
 from companion.bundle import BundleMeta, InputMeta
 from companion.posterior import CellIndex
 from companion.preprocess import InputSpec, normalize, tiles_uint8
+from dataprep.cache import tile_reader
 from training.config import TrainConfig
 from training.data import Dataset, load_dataset
 from training.features import FeatureCache, extract
@@ -39,6 +42,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _finished(state: dict, cfg: TrainConfig) -> bool:
+    """Early-stopped or out of steps: checked before each epoch, so resuming a finished run trains nothing."""
+    stalled = state["best_epoch"] >= 0 and state["epoch"] - state["best_epoch"] >= cfg.patience
+    return stalled or bool(cfg.max_steps and state["step"] >= cfg.max_steps)
+
+
+# Settings that may change between a run and its resumption without changing what is trained.
+RESUMABLE_CHANGES = {"resume", "epochs", "patience", "max_steps", "wandb", "out", "features_dir"}
+
+
+def _config_changes(saved: dict, current: dict) -> list[str]:
+    return sorted(k for k in saved.keys() | current.keys()
+                  if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
+
+
 def rank_world() -> tuple[int, int]:
     return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
 
@@ -46,7 +64,8 @@ def rank_world() -> tuple[int, int]:
 def init_distributed() -> None:
     """Join the process group when started by torchrun (WORLD_SIZE > 1)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # rank 0 may spend most of an hour extracting frozen features while the others wait at a barrier
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=timedelta(hours=3))
 
 
 def input_spec(cfg: TrainConfig) -> InputSpec:
@@ -91,12 +110,14 @@ class Prepared:
     spec: InputSpec
     index: CellIndex
     cache: FeatureCache | None
+    read_tiles: Callable[[str], np.ndarray] | None = None   # dataprep's packed cache, when built
 
 
 def prepare(cfg: TrainConfig) -> Prepared:
     """Everything that can fail checked before training: backbone, weights, data-list, splits."""
     spec = input_spec(cfg)  # unknown backbone → error here
     ds = load_dataset(cfg.manifest, cfg.cells, cfg.datalist_sha256)
+    read_tiles = tile_reader(ds.samples, ds.manifest, spec.size)  # before any subsetting: the cache's key
     if cfg.views_per_location:
         ds.samples = first_views(ds.samples, cfg.views_per_location)
     if cfg.select not in ("geoguessr_score", "country_top1", "country_balanced_acc", "cell_top1"):
@@ -106,14 +127,16 @@ def prepare(cfg: TrainConfig) -> Prepared:
     if cfg.frozen:
         images = [(s.id, ds.image(s)) for s in ds.samples]
         if rank == 0:
-            cache = extract(images, cfg.backbone, Path(cfg.features_dir), cfg.weights, spec.size)
+            cache = extract(images, cfg.backbone, Path(cfg.features_dir), cfg.weights, spec.size,
+                            read_tiles=read_tiles)
         if dist.is_initialized():
             dist.barrier()
         if rank != 0:
-            cache = extract(images, cfg.backbone, Path(cfg.features_dir), cfg.weights, spec.size)
+            cache = extract(images, cfg.backbone, Path(cfg.features_dir), cfg.weights, spec.size,
+                            read_tiles=read_tiles)
     else:
         create_backbone(cfg.backbone, cfg.weights, spec.size)  # missing weights → error now
-    return Prepared(ds, spec, cell_index(ds), cache)
+    return Prepared(ds, spec, cell_index(ds), cache, read_tiles)
 
 
 def cell_countries(ds: Dataset) -> list[int]:
@@ -137,15 +160,17 @@ class TileDataset(torch.utils.data.Dataset):
     """One random tile per image per epoch, mildly augmented (no flips: driving side is a clue)."""
 
     def __init__(self, ds: Dataset, samples: list, targets: np.ndarray, weights: np.ndarray, spec: InputSpec,
-                 augment: str):
+                 augment: str, read_tiles: Callable[[str], np.ndarray] | None = None):
         self.ds, self.samples, self.targets, self.weights, self.spec = ds, samples, targets, weights, spec
         self.augment = _augmentation(augment, spec.size)
+        self.read_tiles = read_tiles
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int):
-        tiles = tiles_uint8(Image.open(self.ds.image(self.samples[i])), self.spec.size)
+        s = self.samples[i]
+        tiles = self.read_tiles(s.id) if self.read_tiles else tiles_uint8(Image.open(self.ds.image(s)), self.spec.size)
         tile = tiles[np.random.randint(len(tiles))]
         if self.augment is not None:
             tile = np.asarray(self.augment(Image.fromarray(tile)))
@@ -261,7 +286,7 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
     else:
         model = build_model(cfg, len(ds.cells), cell_country=cell_countries(ds))
         loader_ds = TileDataset(ds, train_samples, np.concatenate([targets, country_targets], 1),
-                                np.stack([weights, country_weights], 1), prep.spec, cfg.augment)
+                                np.stack([weights, country_weights], 1), prep.spec, cfg.augment, prep.read_tiles)
         n_items = len(loader_ds)
         params = [{"params": model.backbone.parameters(), "lr": cfg.backbone_lr},
                   {"params": model.head.parameters(), "lr": cfg.lr}]
@@ -273,6 +298,10 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
     state = {"epoch": 0, "step": 0, "best": -math.inf, "best_epoch": -1, "history": []}
     if cfg.resume and (out / "last.pt").is_file():
         ck = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+        changed = _config_changes(ck["config"], cfg.to_dict())
+        if changed:
+            raise ValueError(f"{out / 'last.pt'} was trained with another config ({', '.join(changed)} differ): "
+                             "pass --no-resume / --retrain, or choose another `out` folder")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
@@ -285,15 +314,17 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
     for _ in range(state["epoch"]):
         torch.randperm(n_items, generator=gen)  # replay the permutations a resumed run skipped
 
-    while state["epoch"] < cfg.epochs:
+    while state["epoch"] < cfg.epochs and not _finished(state, cfg):
         net.train()
         perm = torch.randperm(n_items, generator=gen)
         total, seen = 0.0, 0
         batches = range(steps_per_epoch)
         for b in tqdm(batches, desc=f"epoch {state['epoch']}", leave=False, disable=rank != 0 or cfg.frozen):
-            idx = perm[b * per_rank_batch * world:(b + 1) * per_rank_batch * world][rank::world]
-            if len(idx) == 0:
-                continue
+            chunk = perm[b * per_rank_batch * world:(b + 1) * per_rank_batch * world]
+            if len(chunk) < world:
+                # every rank must step, or DDP's gradient all-reduce waits forever for the idle one
+                chunk = torch.cat([chunk, perm[:world - len(chunk)]])
+            idx = chunk[rank::world]
             if cfg.frozen:
                 x, y, w, yc, wc = x_all[idx], y_all[idx], w_all[idx], yc_all[idx], wc_all[idx]
             else:
@@ -333,10 +364,6 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
             print(f"epoch {state['epoch']:3d} loss {row['train_loss']:.4f} val {cfg.select} {score:.4f}"
                   f" country@1 {val['country_top1']:.3f} bal {val['country_balanced_acc']:.3f}"
                   f" median {val['median_km']:.0f} km{'  *' if improved else ''}", flush=True)
-        if state["epoch"] - state["best_epoch"] >= cfg.patience:
-            break
-        if cfg.max_steps and state["step"] >= cfg.max_steps:
-            break
     if world > 1:
         _check_ranks_agree(model, out, rank, world)
     tracker.finish({"best_" + cfg.select: state["best"], "best_epoch": state["best_epoch"]})

@@ -78,6 +78,7 @@
       round: round.id,
       frame: localFrame,
       heading: LF.readHeading(settings.selectors.compass),
+      topK: settings.topK,
       image: frame.image,
     });
   }
