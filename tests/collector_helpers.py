@@ -3,6 +3,7 @@ and finding the processes a run started."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -27,6 +28,12 @@ def fast_config(site_url: str, out: Path, **changes) -> CollectConfig:
 
 def pairs(folder: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))}
+
+
+def fingerprints(folder: Path) -> dict[str, str]:
+    """sha256 of every saved pair's two files (a pair is saved once its JSON exists)."""
+    files = [f for j in sorted(Path(folder).glob("*.json")) for f in (j, j.with_suffix(".png"))]
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
 
 def _visible_part(image: Image.Image, aspect: float) -> Image.Image:

@@ -3,15 +3,14 @@ counted, and nothing already saved is lost or duplicated."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -22,18 +21,13 @@ from tests.collector_helpers import (
     browser_pids,
     check_pairs_against_site,
     fast_config,
+    fingerprints,
     pairs,
     worker_pids,
 )
 from tests.geosite import GeoSite
 
 pytestmark = pytest.mark.e2e
-
-
-def fingerprints(folder: Path) -> dict[str, str]:
-    """sha256 of every saved pair's two files (a pair is saved once its JSON exists)."""
-    files = [f for j in sorted(folder.glob("*.json")) for f in (j, j.with_suffix(".png"))]
-    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
 
 def wait_until(condition, timeout: float, what: str):
@@ -126,3 +120,28 @@ def test_a_killed_run_resumes_without_losing_or_duplicating_pairs(tmp_path):
         # are checked against the first site)
         second.games.update({k: v for k, v in first_games.items() if k not in second.games})
         assert check_pairs_against_site(out / "pairs", second) == len(kept) // 2 + 2
+
+
+def test_sigterm_while_signing_in_exits_cleanly(tmp_path):
+    # A site that accepts connections and never answers: the run is stuck in its sign-in page load.
+    held = []
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        threading.Thread(target=lambda: [held.append(server.accept()) for _ in range(64)], daemon=True).start()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dataprep.collect", "--base-url", f"http://127.0.0.1:{server.getsockname()[1]}",
+             "--out", str(tmp_path / "collect"), "--no-progress"],
+            cwd=ROOT, env={**os.environ, "GEOGUESSR_EMAIL": CREDENTIALS[0], "GEOGUESSR_PASSWORD": CREDENTIALS[1]},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        try:
+            wait_until(lambda: held, 60, "the browser to ask for the sign-in page")
+            browsers = browser_pids(proc.pid)
+            proc.send_signal(signal.SIGTERM)
+            output, _ = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+        assert proc.returncode == 143, output
+        assert "interrupted by SIGTERM" in output and "Traceback" not in output, output
+        assert browsers
+        wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in browsers), 10, "its browser to be gone")
+        assert not (tmp_path / "collect" / "state" / "storage_state.json").exists()

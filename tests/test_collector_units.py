@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import multiprocessing as mp
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,8 +18,9 @@ from PIL import Image
 
 from dataprep.collect.config import CollectConfig
 from dataprep.collect.frames import Frame
-from dataprep.collect.site import ResultUnreadable, parse_country, parse_latlng, parse_round
-from dataprep.collect.store import Claims, PairStore, RunLock
+from dataprep.collect.site import ResultUnreadable, parse_country, parse_latlng, parse_retry_after, parse_round
+from dataprep.collect.store import Claims, PairStore, RunLock, write_atomic
+from dataprep.collect.worker import Shared, Worker
 from dataprep.ingest import ingest
 
 
@@ -51,6 +58,76 @@ def test_clean_removes_what_a_kill_left_and_keeps_saved_pairs(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g_1.json", "g_1.png"]
     assert ((tmp_path / "g_1.png").read_bytes(), (tmp_path / "g_1.json").read_bytes()) == before
     assert store.count() == 1
+
+
+def test_write_atomic_makes_a_private_file_private_from_its_first_byte(tmp_path, monkeypatch):
+    path = tmp_path / "storage_state.json"
+    leftover = tmp_path / f".storage_state.json.tmp-{os.getpid()}"  # a killed earlier process of our pid
+    leftover.write_bytes(b"old")
+    leftover.chmod(0o644)
+    modes = []
+    real_replace = os.replace
+    monkeypatch.setattr("dataprep.collect.store.os.replace",
+                        lambda a, b: (modes.append(os.stat(a).st_mode & 0o777), real_replace(a, b)))
+    write_atomic(path, b'{"cookies": []}', mode=0o600)
+    assert modes == [0o600] and path.stat().st_mode & 0o777 == 0o600 and path.read_bytes() == b'{"cookies": []}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["storage_state.json"]
+
+
+def _worker(tmp_path, max_rounds=-1, **timeouts) -> tuple[Worker, list]:
+    """A worker outside any process or browser: its events land in a list."""
+    events = []
+    cfg = CollectConfig(base_url="http://127.0.0.1:1", out=tmp_path)
+    for name, value in timeouts.items():
+        setattr(cfg.timeouts, name, value)
+    shared = Shared(stop=SimpleNamespace(value=0), saved=SimpleNamespace(value=0),
+                    cooldown_until=SimpleNamespace(value=0.0), max_rounds=max_rounds,
+                    lock_path=str(tmp_path / "shared.lock"))
+    return Worker(0, cfg, None, SimpleNamespace(send=events.append), shared), events
+
+
+def test_a_failed_save_gives_its_budget_slot_back_and_the_worker_goes_on(tmp_path, monkeypatch):
+    worker, events = _worker(tmp_path, max_rounds=1)
+    calls = []
+
+    def fsync(fd):  # the PNG is written, then the disk fills up under its JSON
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("dataprep.collect.store.os.fsync", fsync)
+    frame = Frame.from_png(png(noise(7)))
+    worker.save("g", 1, frame, {"lat": 1.0, "lng": 2.0, "heading": None})
+    assert events == [(0, "error", "save_failed", "g_1: [Errno 28] No space left on device"), (0, "round", "unsaved")]
+    assert worker.shared.saved.value == 0 and not worker.stopping  # the slot is free again
+    assert list(worker.cfg.pairs_dir.iterdir()) == []  # no temporary file, no image without its JSON
+    monkeypatch.undo()
+    worker.save("g", 2, frame, {"lat": 1.0, "lng": 2.0, "heading": None})  # space again: the slot is used
+    assert events[-1] == (0, "round", "saved") and worker.shared.saved.value == 1
+    assert PairStore(worker.cfg.pairs_dir).has("g", 2)
+
+
+def test_parse_retry_after_reads_seconds_and_dates():
+    assert parse_retry_after("120") == 120.0 and parse_retry_after(" 0 ") == 0.0
+    assert 85 < parse_retry_after(format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)) <= 90
+    assert parse_retry_after(format_datetime(datetime.now(UTC) - timedelta(hours=1), usegmt=True)) == 0.0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None and parse_retry_after("-5") is None
+
+
+def test_back_off_waits_at_least_the_sites_retry_after_but_within_bounds(tmp_path):
+    worker, _ = _worker(tmp_path, backoff_s=1.0, backoff_max_s=60.0)
+    cooldown = worker.shared.cooldown_until
+
+    def waits(retry_after):
+        cooldown.value = 0.0
+        start = time.time()
+        worker.back_off(retry_after)
+        return cooldown.value - start
+
+    assert 0.75 <= waits(None) <= 1.01  # first hit, no header: backoff_s with jitter
+    assert 30 <= waits(30) <= 30.01  # the site's word over our 2 s
+    assert 3 <= waits(1) <= 4.01  # a shorter Retry-After does not cut the exponential backoff
+    assert 60 <= waits(86400) <= 60.01  # bounded
 
 
 def _claim(folder, game_id, n, results):

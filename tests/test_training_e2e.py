@@ -166,3 +166,15 @@ def test_cli_exits_2_with_a_clear_message(tiny_manifest, tmp_path):  # noqa: F81
                         "--backbone", "not_a_model", "--out", str(tmp_path / "r"), "--wandb", "disabled"],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "unknown backbone 'not_a_model'" in r.stderr
+
+
+def test_finetune_starts_from_a_frozen_runs_head(trained_run, tmp_path):
+    run, cfg = trained_run
+    frozen_head, _, _ = load_trained(run, pretrained_backbone=False)
+    ft = type(cfg)(**{**cfg.__dict__, "out": str(tmp_path / "ft"), "frozen": False, "init_head": str(run),
+                      "epochs": 1, "max_steps": 1, "batch_size": 4, "lr": 1e-7, "backbone_lr": 1e-7})
+    model, _, _ = load_trained(train(ft), pretrained_backbone=False)
+    for (name, a), b in zip(frozen_head.head.state_dict().items(), model.head.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-4), name   # warm-started, then one tiny step
+    with pytest.raises(ValueError, match="features, not"):
+        train(type(ft)(**{**ft.__dict__, "out": str(tmp_path / "ft2"), "backbone": "mobilenetv2_100"}))

@@ -22,6 +22,7 @@ class TrainConfig:
     size: int | None = None                  # input side; None: the backbone's default
     head: HeadConfig = field(default_factory=HeadConfig)
     frozen: bool = True                      # True: train the head on cached backbone features
+    init_head: str | None = None             # fine-tuning: start the head from this frozen run's best.pt
     features_dir: str = "work/features"
     # objective
     tau_km: float = 70.0                     # haversine label smoothing temperature

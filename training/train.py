@@ -285,6 +285,13 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
         params = [{"params": model.head.parameters(), "lr": cfg.lr}]
     else:
         model = build_model(cfg, len(ds.cells), cell_country=cell_countries(ds))
+        if cfg.init_head:
+            # a head already fitted to the frozen features: fine-tuning then adapts the backbone from a good
+            # start instead of spending its few CPU epochs fitting a random head
+            warm, warm_cfg, _ = load_trained(cfg.init_head, pretrained_backbone=False)
+            if (warm_cfg.backbone, input_spec(warm_cfg).size) != (cfg.backbone, prep.spec.size):
+                raise ValueError(f"init_head {cfg.init_head} was trained on {warm_cfg.backbone} features, not {cfg.backbone}")
+            model.head.load_state_dict(warm.head.state_dict())
         loader_ds = TileDataset(ds, train_samples, np.concatenate([targets, country_targets], 1),
                                 np.stack([weights, country_weights], 1), prep.spec, cfg.augment, prep.read_tiles)
         n_items = len(loader_ds)

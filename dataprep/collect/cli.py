@@ -3,7 +3,9 @@
 Pairs land in OUT/pairs (`<game-id>_<round>.png` + `.json`, ready for `python -m dataprep ingest
 OUT/pairs`); run state (session, claims, summary.json) in OUT/state. Credentials come from
 GEOGUESSR_EMAIL / GEOGUESSR_PASSWORD, or a prompt, and are only needed when the stored session is
-missing or expired. To stop a long run cleanly: Ctrl-C, SIGTERM, or `touch OUT/state/stop`. Exit codes: 0 done (budget reached or stopped), 1 failed (e.g. login), 2 usage.
+missing or expired. To stop a long run cleanly: Ctrl-C, SIGTERM, or `touch OUT/state/stop`.
+Exit codes: 0 done (budget reached or stopped), 1 failed (e.g. login), 2 usage, 130 / 143
+interrupted (Ctrl-C / SIGTERM) before the run got going, e.g. while signing in.
 """
 
 from __future__ import annotations
@@ -60,12 +62,21 @@ def main(args: argparse.Namespace) -> int:
     except LoginFailed as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as e:  # once the workers run, the supervisor takes it and stops them cleanly
+        how = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
+        print(f"interrupted by {how} before the run got going (e.g. while signing in): no summary written",
+              file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     print(format_summary(summary), file=sys.stderr)
     return 1 if summary["errors"].get("fatal") else 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as an interrupt so that it stops a run the way Ctrl-C does."""
+
+
 def _stop_on_term(signum, frame) -> None:
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 def format_summary(s: dict) -> str:

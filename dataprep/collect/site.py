@@ -11,6 +11,8 @@ import random
 import re
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 from playwright.sync_api import Locator, Page
@@ -25,20 +27,40 @@ _LATLNG = re.compile(r"(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)")
 _COUNTRY = re.compile(r"^\s*(.+?)\s*\(\s*([A-Za-z]{2})\s*\)\s*$", re.S)
 _ROUND = re.compile(r"(\d+)\s*/\s*(\d+)")
 
+# Hide everything but the panorama and the chain of its ancestors by a stylesheet rule rather than by
+# tagging what is there now: an overlay added later (a late cookie banner, a round's result banner)
+# matches the rule as soon as it is inserted, so it never reaches a screenshot. Ancestors stay visible
+# (a hidden ancestor would hide the panorama too), but not their ::before/::after.
 _HIDE_OTHERS = """(el) => {
-  const keep = new Set();
-  for (let n = el; n; n = n.parentElement) keep.add(n);
-  for (const n of document.body.querySelectorAll('*')) {
-    if (!keep.has(n) && !el.contains(n)) n.setAttribute('data-lf-hidden', '');
-  }
+  for (let n = el.parentElement; n; n = n.parentElement) n.setAttribute('data-lf-keep', '');
+  el.setAttribute('data-lf-target', '');
   const style = document.createElement('style');
   style.id = 'lf-hide-style';
-  style.textContent = '[data-lf-hidden]{visibility:hidden !important}';
-  document.head.appendChild(style);
+  style.textContent = `:not([data-lf-keep], [data-lf-target], [data-lf-target] *),
+    [data-lf-keep]::before, [data-lf-keep]::after { visibility: hidden !important }`;
+  (document.head || document.documentElement).appendChild(style);
 }"""
 _UNHIDE = """() => {
   document.getElementById('lf-hide-style')?.remove();
-  for (const n of document.querySelectorAll('[data-lf-hidden]')) n.removeAttribute('data-lf-hidden');
+  for (const n of document.querySelectorAll('[data-lf-keep], [data-lf-target]')) {
+    n.removeAttribute('data-lf-keep');
+    n.removeAttribute('data-lf-target');
+  }
+}"""
+# What still shows over the panorama despite the rule (e.g. an inline `visibility: visible !important`),
+# or the panorama itself hidden (its ancestors replaced): a short description, or null when clear.
+_OBSTRUCTION = """(el) => {
+  const seen = {opacityProperty: true, visibilityProperty: true};
+  if (!el.checkVisibility(seen)) return 'the panorama itself is hidden';
+  const box = el.getBoundingClientRect();
+  for (const n of document.body.querySelectorAll(':not([data-lf-keep])')) {
+    if (el.contains(n) || !n.checkVisibility(seen)) continue;
+    const r = n.getBoundingClientRect();
+    if (r.width && r.height && r.left < box.right && r.right > box.left && r.top < box.bottom && r.bottom > box.top) {
+      return n.outerHTML.slice(0, 120);
+    }
+  }
+  return null;
 }"""
 
 
@@ -51,6 +73,10 @@ class CollectError(Exception):
 class RateLimited(CollectError):
     kind = "rate_limited"
 
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message if retry_after is None else f"{message} (Retry-After: {retry_after:g} s)")
+        self.retry_after = retry_after  # seconds the site asked us to wait, when it said
+
 
 class RenderTimeout(CollectError):
     kind = "render_timeout"
@@ -58,6 +84,10 @@ class RenderTimeout(CollectError):
 
 class BlackFrame(CollectError):
     kind = "black_frame"
+
+
+class Obscured(CollectError):
+    kind = "obscured"
 
 
 class DuplicateGame(CollectError):
@@ -98,6 +128,20 @@ def parse_country(text: str) -> tuple[str, str]:
     return m.group(1), m.group(2).upper()
 
 
+def parse_retry_after(value: str | None) -> float | None:
+    """A Retry-After header in seconds (delta-seconds or an HTTP date); None when absent or unreadable."""
+    value = (value or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC by RFC 5322
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
 def parse_round(text: str) -> tuple[int, int]:
     m = _ROUND.search(text)
     if not m:
@@ -113,6 +157,7 @@ class Site:
         self.t = cfg.timeouts
         self.beat = beat
         self.saw_429 = False
+        self.retry_after: float | None = None  # the last 429's Retry-After
         page.set_default_timeout(self.t.action_s * 1000)
         page.on("response", self._on_response)
         # The banner may appear at any time (it is injected late on the real site): whenever it
@@ -122,6 +167,7 @@ class Site:
     def _on_response(self, response) -> None:
         if response.status == 429:
             self.saw_429 = True
+            self.retry_after = parse_retry_after(response.headers.get("retry-after"))
 
     def url(self, path: str) -> str:
         return urljoin(self.cfg.base_url.rstrip("/") + "/", path.lstrip("/"))
@@ -146,15 +192,15 @@ class Site:
 
     def check_rate_limit(self) -> None:
         if self.saw_429 or self.rate_limit_text().count():
-            self.saw_429 = False
-            raise RateLimited(f"rate limited at {self.page.url}")
+            retry_after, self.saw_429, self.retry_after = self.retry_after, False, None
+            raise RateLimited(f"rate limited at {self.page.url}", retry_after)
 
     # -- session ------------------------------------------------------------------------------
     def goto(self, path: str) -> None:
         self.beat()
         response = self.page.goto(self.url(path), wait_until="domcontentloaded")
         if response is not None and response.status == 429:
-            raise RateLimited(f"HTTP 429 at {self.page.url}")
+            raise RateLimited(f"HTTP 429 at {self.page.url}", parse_retry_after(response.headers.get("retry-after")))
         self.check_rate_limit()
 
     def on_signin(self, url: str | None = None) -> bool:
@@ -187,7 +233,7 @@ class Site:
     # -- a game -------------------------------------------------------------------------------
     def start_game(self, mode: ModeConfig) -> str:
         """Home page, then click each visible text in turn; returns the game id from the URL."""
-        self.saw_429 = False
+        self.saw_429, self.retry_after = False, None
         self.goto("/")
         if self.on_signin():
             raise LoggedOut("the session has expired")
@@ -228,11 +274,9 @@ class Site:
         """
         canvas = self.page.locator(self.sel.panorama).first
         self.wait(canvas, self.t.action_s)
-        box = canvas.bounding_box()
-        self.page.mouse.move(0, 0)
-        if box and box["x"] < 2 and box["y"] < 2:  # a full-window panorama: leave over a far corner
-            vp = self.page.viewport_size or {"width": 0, "height": 0}
-            self.page.mouse.move(vp["width"] - 1, vp["height"] - 1)
+        # Off the page: a panorama may fill the window, leaving no point on the page that is off it
+        # (and a street view draws its hover cursor into the canvas, where CSS cannot hide it).
+        self.page.mouse.move(-1, -1)
         canvas.evaluate(_HIDE_OTHERS)
         try:
             return self._settled(canvas, not_like)
@@ -246,6 +290,9 @@ class Site:
         prev = None
         while True:
             self.beat()
+            obstruction = canvas.evaluate(_OBSTRUCTION)
+            if obstruction:
+                raise Obscured(f"{obstruction} shows over the panorama at {self.page.url}")
             frame = Frame.from_png(canvas.screenshot(timeout=self.t.action_s * 1000))
             now = time.monotonic()
             fresh = not_like is None or frame.differs(not_like) > stable

@@ -20,13 +20,24 @@ def pair_id(game_id: str, round_no: int) -> str:
     return f"{game_id}_{round_no}"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, mode: int = 0o666) -> None:
+    """Write to a temporary name, then rename: readers see the old file or the whole new one.
+
+    The temporary file is created with `mode` (less the umask), so a private file is never readable
+    by others, not even for a moment; one left by a killed process of the same pid is replaced, not
+    reused with its permissions. A failed write leaves no temporary file behind.
+    """
     tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp.unlink(missing_ok=True)
+    try:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class PairStore:
@@ -40,9 +51,14 @@ class PairStore:
 
     def save(self, game_id: str, round_no: int, png: bytes, meta: dict) -> str:
         pid = pair_id(game_id, round_no)
-        write_atomic(self.folder / f"{pid}.png", png)
+        image = self.folder / f"{pid}.png"
+        write_atomic(image, png)
         body = {"id": pid, **meta}
-        write_atomic(self.folder / f"{pid}.json", (json.dumps(body, ensure_ascii=False, sort_keys=True) + "\n").encode())
+        try:
+            write_atomic(self.folder / f"{pid}.json", (json.dumps(body, ensure_ascii=False, sort_keys=True) + "\n").encode())
+        except OSError:
+            image.unlink(missing_ok=True)  # no image without its JSON, and the space back on a full disk
+            raise
         return pid
 
     def count(self) -> int:

@@ -59,8 +59,7 @@ def ensure_session(cfg: CollectConfig, credentials: tuple[str, str] | None) -> s
                 how = "logged in"
             site.accept_cookies()
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, json.dumps(context.storage_state()).encode())
-            path.chmod(0o600)  # it is a login
+            write_atomic(path, json.dumps(context.storage_state()).encode(), mode=0o600)  # it is a login
             return how
         finally:
             browser.close()
@@ -230,10 +229,10 @@ class Supervisor:
         deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes else None
         self.bar = bar = tqdm(total=cfg.max_rounds, unit="round", desc=f"collect {cfg.mode}", disable=not self.progress,
                    dynamic_ncols=True, smoothing=0.1)
-        for slot in self.slots:
-            self.start(slot)
         grace_until = None
         try:
+            for slot in self.slots:  # in the try: an interrupt now still stops the ones started
+                self.start(slot)
             while True:
                 events = self.receive(timeout=0.5)
                 if cfg.max_rounds is not None and self.shared.saved.value >= cfg.max_rounds:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import json
 import os
 import random
 import signal
@@ -23,8 +24,8 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from .config import CHROMIUM, CHROMIUM_ARGS, CollectConfig
 from .frames import Frame
-from .site import BlackFrame, CollectError, DuplicateGame, LoggedOut, LoginFailed, RateLimited, Site
-from .store import Claims, PairStore
+from .site import BlackFrame, CollectError, DuplicateGame, LoggedOut, LoginFailed, Obscured, RateLimited, Site
+from .store import Claims, PairStore, pair_id, write_atomic
 
 BEAT_EVERY_S = 1.0
 
@@ -95,7 +96,7 @@ class Worker:
                     return
                 except RateLimited as e:
                     self.emit("error", e.kind, str(e))
-                    self.back_off()
+                    self.back_off(e.retry_after)
                 except CollectError as e:
                     self.emit("error", e.kind, str(e))
                 except PlaywrightTimeout as e:
@@ -105,10 +106,15 @@ class Worker:
                     self.emit("error", "browser_crash" if crashed else "page_error", _first_line(e))
             _close_quietly(browser)
 
-    def back_off(self) -> None:
-        """Exponential backoff with jitter, shared: a rate limit is per account, so every worker waits."""
+    def back_off(self, retry_after: float | None = None) -> None:
+        """Exponential backoff with jitter, shared: a rate limit is per account, so every worker waits.
+
+        At least as long as the site's Retry-After, when it sent one, but never over `backoff_max_s`:
+        a bogus header must not park the run for days.
+        """
         t = self.cfg.timeouts
         delay = min(t.backoff_max_s, t.backoff_s * 2**self.rate_hits) * random.uniform(0.75, 1.0)
+        delay = min(t.backoff_max_s, max(delay, retry_after or 0.0))
         self.rate_hits += 1
         with self.shared.locked():
             self.shared.cooldown_until.value = max(self.shared.cooldown_until.value, time.time() + delay)
@@ -130,6 +136,11 @@ class Worker:
             self.shared.saved.value += 1
             return True
 
+    def release_round(self) -> None:
+        """Give back a slot whose pair could not be written: the budget counts pairs on disk."""
+        with self.shared.locked():
+            self.shared.saved.value -= 1
+
     def play_game(self, browser: Browser) -> None:
         self.wait_cooldown()
         if self.stopping:
@@ -147,7 +158,8 @@ class Worker:
                 if self.credentials is None:
                     raise LoginFailed("the session expired and no credentials were given") from None
                 site.login(*self.credentials)
-                context.storage_state(path=str(state))
+                # Atomic, and 0600 from the first byte: other workers read it, and it is a login.
+                write_atomic(state, json.dumps(context.storage_state()).encode(), mode=0o600)
                 game_id = site.start_game(self.mode)
             self.rate_hits = 0
             if not self.claims.claim(game_id, f"worker {self.idx} pid {os.getpid()}"):
@@ -163,7 +175,7 @@ class Worker:
     def capture(self, site: Site, not_like: Frame | None) -> Frame | None:
         try:
             return site.capture(not_like)
-        except BlackFrame as e:  # counted, not saved; the round is still played to move on
+        except (BlackFrame, Obscured) as e:  # counted, not saved; the round is still played to move on
             self.emit("error", e.kind, str(e))
             return None
 
@@ -187,7 +199,13 @@ class Worker:
         }
         if "lat" in answer:  # every view of one spot is one location (the unit of the train/val split)
             meta["location"] = f"{self.cfg.source_name}:{answer['lat']:.5f},{answer['lng']:.5f}"
-        self.store.save(game_id, round_no, frame.png, meta)
+        try:
+            self.store.save(game_id, round_no, frame.png, meta)
+        except OSError as e:  # e.g. a full disk: this round is lost, not the worker (nor its budget slot)
+            self.release_round()
+            self.emit("error", "save_failed", f"{pair_id(game_id, round_no)}: {e}")
+            self.emit("round", "unsaved")
+            return
         self.emit("round", "saved")
 
     def play_singleplayer(self, site: Site, game_id: str) -> None:
