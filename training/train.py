@@ -323,6 +323,12 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
 
     while state["epoch"] < cfg.epochs and not _finished(state, cfg):
         net.train()
+        if not cfg.frozen:
+            # BatchNorm keeps its running statistics: CPU-sized batches give noisy batch statistics, and a
+            # warm-started head was fitted to features computed with the running ones
+            for m in model.backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         perm = torch.randperm(n_items, generator=gen)
         total, seen = 0.0, 0
         batches = range(steps_per_epoch)
