@@ -21,19 +21,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from companion.bundle import file_sha256
 from dataprep.drops import Drop, drops_path, write_drops
 from dataprep.records import Sample, write_manifest
 
 STAGE = "ingest"
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def short_id(text: str) -> str:
@@ -170,7 +163,7 @@ def ingest_pair_folder(root: Path, drops: list[Drop]) -> list[Sample]:
                 source=source,
                 heading=opt_float(meta.get("heading")),
                 captured=opt_month(meta.get("captured")),
-                sha256=sha256_file(image),
+                sha256=file_sha256(image),
             )
         )
     return out
@@ -227,7 +220,7 @@ def ingest_csv(path: Path, drops: list[Drop]) -> list[Sample]:
                 source=source,
                 heading=opt_float(row.get("heading")),
                 captured=opt_month(row.get("captured_at") or row.get("captured")),
-                sha256=sha256_file(image),
+                sha256=file_sha256(image),
             )
         )
     return out

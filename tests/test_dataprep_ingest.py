@@ -9,7 +9,8 @@ import shutil
 from dataprep_fixtures import FIXTURES, copy_pairs, fixture_ids, run_cli, sidecar, tree_digest
 from PIL import Image
 
-from dataprep.ingest import ingest, sha256_file
+from companion.bundle import file_sha256 as sha256_file
+from dataprep.ingest import ingest
 from dataprep.records import read_manifest
 
 

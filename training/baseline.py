@@ -40,9 +40,10 @@ def logistic_baseline(config: str, c: float = 1.0, class_weight: str | None = No
     codes = [c_.code for c_ in prep.ds.countries]
     index = {code: i for i, code in enumerate(codes)}
     train = prep.ds.split("train")
-    scaler = StandardScaler().fit(image_features(prep, train))
+    x_train = image_features(prep, train)
+    scaler = StandardScaler().fit(x_train)
     clf = LogisticRegression(C=c, max_iter=3000, class_weight=class_weight, random_state=0)
-    clf.fit(scaler.transform(image_features(prep, train)), [index[s.country] for s in train])
+    clf.fit(scaler.transform(x_train), [index[s.country] for s in train])
     out = {}
     for split in ("val", "test"):
         samples = prep.ds.split(split)

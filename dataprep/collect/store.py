@@ -40,6 +40,11 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o666) -> None:
         raise
 
 
+def save_session(path: Path, context) -> None:
+    """A browser context's signed-in state (cookies: a login), private from its first byte."""
+    write_atomic(path, json.dumps(context.storage_state()).encode(), mode=0o600)
+
+
 class PairStore:
     def __init__(self, folder: Path | str):
         self.folder = Path(folder)

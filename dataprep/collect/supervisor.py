@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from .config import CollectConfig
 from .site import LoginFailed, Site
-from .store import Claims, PairStore, RunLock, write_atomic
+from .store import Claims, PairStore, RunLock, save_session, write_atomic
 from .worker import Shared, launch, worker_main
 
 EMAIL_ENV, PASSWORD_ENV = "GEOGUESSR_EMAIL", "GEOGUESSR_PASSWORD"
@@ -59,7 +59,7 @@ def ensure_session(cfg: CollectConfig, credentials: tuple[str, str] | None) -> s
                 how = "logged in"
             site.accept_cookies()
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, json.dumps(context.storage_state()).encode(), mode=0o600)  # it is a login
+            save_session(path, context)
             return how
         finally:
             browser.close()

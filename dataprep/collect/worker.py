@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
-import json
 import os
 import random
 import signal
@@ -25,7 +24,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from .config import CHROMIUM, CHROMIUM_ARGS, CollectConfig
 from .frames import Frame
 from .site import BlackFrame, CollectError, DuplicateGame, LoggedOut, LoginFailed, Obscured, RateLimited, Site
-from .store import Claims, PairStore, pair_id, write_atomic
+from .store import Claims, PairStore, pair_id, save_session
 
 BEAT_EVERY_S = 1.0
 
@@ -158,8 +157,7 @@ class Worker:
                 if self.credentials is None:
                     raise LoginFailed("the session expired and no credentials were given") from None
                 site.login(*self.credentials)
-                # Atomic, and 0600 from the first byte: other workers read it, and it is a login.
-                write_atomic(state, json.dumps(context.storage_state()).encode(), mode=0o600)
+                save_session(state, context)  # atomic: other workers read it
                 game_id = site.start_game(self.mode)
             self.rate_hits = 0
             if not self.claims.claim(game_id, f"worker {self.idx} pid {os.getpid()}"):
