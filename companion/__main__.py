@@ -17,7 +17,7 @@ def _engine(args):
     from companion.engine import Engine
 
     try:
-        return Engine(args.model, threads=args.threads)
+        return Engine(args.model, threads=args.threads, prior=args.prior)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: cannot load the model bundle: {e}", file=sys.stderr)
         if Path(args.model) == DEFAULT_BUNDLE:
@@ -122,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     def model_args(p):
         p.add_argument("--model", type=Path, default=DEFAULT_BUNDLE, help="model bundle folder (default: the bundled one)")
         p.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="ONNX Runtime intra-op threads")
+        p.add_argument("--prior", default=None,
+                       help="where the game sends players: 'world' (the World map, the bundle's default) or 'none' "
+                            "(the training data's own mix, for other maps)")
 
     p = sub.add_parser("serve", help="run the server for the extension and the web UI")
     model_args(p)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from companion.preprocess import InputSpec
 
-FORMAT = "lostandfound-bundle/1"
+FORMAT = "lostandfound-bundle/2"  # 2: calibrations and priors, cell points
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "models" / "default"
 
 
@@ -43,6 +43,16 @@ class Cell(BaseModel):
     lat: float          # centroid of the cell's training points
     lng: float
     regions: list[CellRegion]
+    # up to a few of the cell's training places, medoid first: candidate pins, and where in the cell
+    # the answer may be when the expected score is computed (posterior.CellIndex.point)
+    points: list[tuple[float, float]] = Field(default_factory=list)
+
+
+class Calibration(BaseModel):
+    """How the companion turns the graph's pooled log-probabilities into the probabilities it shows."""
+
+    temperature: float = Field(1.0, gt=0)        # fitted on the world validation, with this prior applied
+    log_adjust: list[float] | None = None         # [cells] log π_game − log π_train; None: the model's own mix
 
 
 class InputMeta(BaseModel):
@@ -65,7 +75,9 @@ class BundleMeta(BaseModel):
     cells: list[Cell]
     datalist_sha256: str | None = None
     model_sha256: str | None = None  # of model.onnx: a swapped or damaged graph is refused at load
-    point_radius_km: float = 400.0   # CellIndex.point radius, tuned on validation by training
+    # one entry per selectable prior ("none": the training data's own mix); `prior` is served by default
+    calibrations: dict[str, Calibration] = Field(default_factory=lambda: {"none": Calibration()})
+    prior: str = "none"
     config: dict = Field(default_factory=dict)
     metrics: dict = Field(default_factory=dict)
 
@@ -78,6 +90,11 @@ def load_meta(bundle_dir: Path | str) -> BundleMeta:
     meta = BundleMeta.model_validate_json(path.read_text(encoding="utf-8"))
     if meta.format != FORMAT:
         raise ValueError(f"{path}: bundle format {meta.format!r}, this companion reads {FORMAT!r}")
+    if meta.prior not in meta.calibrations:
+        raise ValueError(f"{path}: default prior {meta.prior!r} is not one of its calibrations {sorted(meta.calibrations)}")
+    for name, cal in meta.calibrations.items():
+        if cal.log_adjust is not None and len(cal.log_adjust) != len(meta.cells):
+            raise ValueError(f"{path}: prior {name!r} has {len(cal.log_adjust)} values for {len(meta.cells)} cells")
     if not (bundle_dir / "model.onnx").is_file():
         raise FileNotFoundError(f"{bundle_dir} has no model.onnx")
     if meta.model_sha256 and meta.model_sha256 != file_sha256(bundle_dir / "model.onnx"):

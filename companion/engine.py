@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from companion.bundle import load_meta
-from companion.posterior import CellIndex, log_softmax, pool_log_probs
+from companion.posterior import CellIndex, calibrate, log_softmax, pool_log_probs
 from companion.preprocess import MAX_PIXELS, decode_image, prepare
 from companion.protocol import CellP, CountryP, Point, Prediction, RegionP
 
@@ -25,9 +25,15 @@ DEFAULT_THREADS = min(2, os.cpu_count() or 1)  # the companion shares the player
 
 
 class Engine:
-    def __init__(self, bundle_dir: Path | str, threads: int = DEFAULT_THREADS):
+    def __init__(self, bundle_dir: Path | str, threads: int = DEFAULT_THREADS, prior: str | None = None):
         self.bundle_dir = Path(bundle_dir)
         self.meta = load_meta(self.bundle_dir)
+        self.prior = prior or self.meta.prior
+        if self.prior not in self.meta.calibrations:
+            raise ValueError(f"prior {self.prior!r}: this bundle has {', '.join(sorted(self.meta.calibrations))}")
+        cal = self.meta.calibrations[self.prior]
+        self.temperature = cal.temperature
+        self.log_adjust = None if cal.log_adjust is None else np.asarray(cal.log_adjust, np.float64)
         self.spec = self.meta.input.spec()
         self.index = CellIndex.from_meta(self.meta)
         self.country_names = {c.code: c.name for c in self.meta.countries}
@@ -70,8 +76,9 @@ class Engine:
         return pool_log_probs(log_softmax(self._run(pixels).astype(np.float64)))
 
     def prediction(self, log_probs: np.ndarray, top_k: int = 5, top_cells: int = 64, **fields) -> Prediction:
-        """Pooled cell log-probabilities → the answer the player sees (fields: round, frame, frames, latency_ms)."""
-        probs = np.exp(log_probs)
+        """Pooled cell log-probabilities → the calibrated answer the player sees (fields: round, frame, frames,
+        latency_ms)."""
+        probs = np.exp(calibrate(log_probs, self.temperature, self.log_adjust))
         probs /= probs.sum()
         cp = self.index.country_probs(probs)
         rp = self.index.region_probs(probs)
@@ -85,7 +92,7 @@ class Engine:
             for i in np.argsort(-rp, kind="stable")[:top_k]
         ]
         cells = [CellP(id=int(i), p=float(probs[i])) for i in np.argsort(-probs, kind="stable")[:top_cells]]
-        lat, lng = self.index.point(probs, self.meta.point_radius_km)
+        lat, lng = self.index.point(probs)
         fields.setdefault("latency_ms", 0.0)
         return Prediction(countries=countries, regions=regions, point=Point(lat=lat, lng=lng), cells=cells,
                           model=self.model_id, **fields)

@@ -1,7 +1,9 @@
-"""From geocell logits to what a player sees: countries, regions, a point.
+"""From geocell logits to what a player sees: calibrated countries, regions, a point.
 
 Shared by training's evaluation and the companion, so the numbers in the model card are the
-numbers the player gets.
+numbers the player gets. The order is fixed: tiles and frames are pooled on the model's raw
+log-probabilities, then `calibrate` applies the temperature and the game's prior, then countries,
+regions and the point are read off the calibrated cell posterior.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import numpy as np
 from companion.bundle import BundleMeta
 
 EARTH_RADIUS_KM = 6371.0088
+GEOGUESSR_SCALE_KM = 1492.7   # a guess d km away scores round(5000·exp(−d/1492.7)) on the World map
+POINT_COUNTRIES = 3           # the pin lies in one of the top countries the list shows
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -35,6 +39,23 @@ def haversine_km(lat1, lng1, lat2, lng2) -> np.ndarray:
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
+def calibrate(log_probs: np.ndarray, temperature: float = 1.0, log_adjust: np.ndarray | None = None) -> np.ndarray:
+    """Calibrated cell log-probabilities: log_softmax(log p / T + log π_game − log π_train).
+
+    The temperature (fitted on the world validation) makes the probabilities honest; the prior's
+    logit adjustment moves the posterior from our data's mix (48% US) to the game's (4.6%).
+    """
+    z = np.asarray(log_probs, np.float64) / temperature
+    if log_adjust is not None:
+        z = z + log_adjust
+    return log_softmax(z)
+
+
+def score_kernel(lat1, lng1, lat2, lng2) -> np.ndarray:
+    """The GeoGuessr score of guessing (lat1, lng1) when the answer is (lat2, lng2), divided by 5000."""
+    return np.exp(-haversine_km(lat1, lng1, lat2, lng2) / GEOGUESSR_SCALE_KM)
+
+
 @dataclass(frozen=True)
 class CellIndex:
     """Dense lookup tables built once from a bundle's cells."""
@@ -45,24 +66,38 @@ class CellIndex:
     cell_region: np.ndarray       # [C, R] weights (sparse in practice, dense is fine at this size)
     cell_lat: np.ndarray
     cell_lng: np.ndarray
+    cand_lat: np.ndarray          # [M] candidate pins: the cells' training places (on land by construction)
+    cand_lng: np.ndarray
+    cand_cell: np.ndarray         # [M] the cell each candidate belongs to
+    kernel: np.ndarray            # [M, C] expected score/5000 at candidate m if the answer is in cell c
 
     @classmethod
     def from_meta(cls, meta: BundleMeta) -> CellIndex:
-        countries = [c.code for c in meta.countries]
-        regions = [r.code for r in meta.regions]
+        return cls.from_cells(meta.cells, [c.code for c in meta.countries], [r.code for r in meta.regions])
+
+    @classmethod
+    def from_cells(cls, cells: list, countries: list[str], regions: list[str]) -> CellIndex:
         ci = {c: i for i, c in enumerate(countries)}
         ri = {r: i for i, r in enumerate(regions)}
-        cell_region = np.zeros((len(meta.cells), len(regions)), np.float64)
-        for cell in meta.cells:
+        cell_region = np.zeros((len(cells), len(regions)), np.float64)
+        for cell in cells:
             for cr in cell.regions:
                 cell_region[cell.id, ri[cr.code]] = cr.weight
+        # a cell's places (its `points`, else its centre) stand for where in the cell the answer may be
+        pts = [(c.id, la, ln) for c in cells for la, ln in (c.points or [(c.lat, c.lng)])]
+        cand_cell = np.array([p[0] for p in pts], int)
+        cand_lat, cand_lng = np.array([p[1] for p in pts]), np.array([p[2] for p in pts])
+        k = score_kernel(cand_lat[:, None], cand_lng[:, None], cand_lat[None, :], cand_lng[None, :])
+        per_cell = np.bincount(cand_cell, minlength=len(cells))
+        kernel = (k @ np.eye(len(cells))[cand_cell]) / per_cell   # mean over each cell's places
         return cls(
             country_codes=countries,
-            cell_country=np.array([ci[c.country] for c in meta.cells]),
+            cell_country=np.array([ci[c.country] for c in cells]),
             region_codes=regions,
             cell_region=cell_region,
-            cell_lat=np.array([c.lat for c in meta.cells]),
-            cell_lng=np.array([c.lng for c in meta.cells]),
+            cell_lat=np.array([c.lat for c in cells]),
+            cell_lng=np.array([c.lng for c in cells]),
+            cand_lat=cand_lat, cand_lng=cand_lng, cand_cell=cand_cell, kernel=kernel,
         )
 
     def country_probs(self, cell_probs: np.ndarray) -> np.ndarray:
@@ -71,17 +106,23 @@ class CellIndex:
     def region_probs(self, cell_probs: np.ndarray) -> np.ndarray:
         return cell_probs @ self.cell_region
 
-    def point(self, cell_probs: np.ndarray, radius_km: float = 400.0) -> tuple[float, float]:
-        """The probability-weighted centre of the cells near the most likely cell.
+    def point(self, cell_probs: np.ndarray) -> tuple[float, float]:
+        """The pin that maximizes the expected GeoGuessr score under the posterior.
 
-        Averaging all cells would land in the ocean between two candidate continents; averaging
-        only the top cell's neighbourhood moves the guess toward the nearby mass and never far.
+        E[score(x)] = Σ_c p_c · mean over cell c's places of 5000·exp(−d(x, place)/1492.7), over
+        candidate pins x = every cell's training places: real street-view places, so on land, never
+        the ocean between two modes; the many places per cell are the local refinement. Candidates
+        are limited to the top countries of the list, so the pin never contradicts it.
         """
-        top = int(np.argmax(cell_probs))
-        near = haversine_km(self.cell_lat[top], self.cell_lng[top], self.cell_lat, self.cell_lng) <= radius_km
-        w = cell_probs * near
-        lat, lng = np.radians(self.cell_lat), np.radians(self.cell_lng)
-        xyz = np.stack([np.cos(lat) * np.cos(lng), np.cos(lat) * np.sin(lng), np.sin(lat)], axis=-1)
-        v = (w[:, None] * xyz).sum(axis=0)
-        v /= np.linalg.norm(v)
-        return float(np.degrees(np.arcsin(v[2]))), float(np.degrees(np.arctan2(v[1], v[0])))
+        return self.points(np.asarray(cell_probs)[None])[0]
+
+    def points(self, cell_probs: np.ndarray) -> list[tuple[float, float]]:
+        """`point` for each row of cell_probs [N, C]."""
+        cell_probs = np.asarray(cell_probs, np.float64)
+        expected = cell_probs @ self.kernel.T                                  # [N, M]
+        country = np.stack([self.country_probs(p) for p in cell_probs])        # [N, K]
+        k = min(POINT_COUNTRIES, country.shape[1])
+        top = np.argpartition(-country, k - 1, axis=1)[:, :k]
+        allowed = (self.cell_country[self.cand_cell][None, :, None] == top[:, None, :]).any(axis=2)
+        best = np.where(allowed, expected, -np.inf).argmax(axis=1)
+        return [(float(self.cand_lat[m]), float(self.cand_lng[m])) for m in best]

@@ -173,6 +173,7 @@ def create_app(engine: Engine, settings: Settings, play: Play | None = None) -> 
             "model": m.model_id, "backbone": m.backbone, "created": m.created, "input": m.input.model_dump(),
             "countries": [c.model_dump() for c in m.countries], "regions": [r.model_dump() for r in m.regions],
             "metrics": m.metrics, "cells": engine.cells_geojson,
+            "prior": engine.prior, "priors": sorted(m.calibrations), "temperature": engine.temperature,
         }
 
     @app.post("/v1/predict")

@@ -54,6 +54,18 @@ class CellSet:
     centers: dict[int, tuple[float, float, float]]  # cell id → (x, y, cos_lat0) k-means centre, split cells only
     country_cells: dict[str, list[int]]
 
+    @classmethod
+    def from_geojson(cls, doc: dict) -> CellSet:
+        """The cell set as `write_geojson` wrote it (a stage run alone assigns exactly as `all` does)."""
+        features = sorted(doc["features"], key=lambda f: f["properties"]["id"])
+        centers, country_cells = {}, defaultdict(list)
+        for f in features:
+            p = f["properties"]
+            country_cells[p["country"]].append(p["id"])
+            if p.get("center"):
+                centers[p["id"]] = tuple(p["center"])
+        return cls(features, {k: list(v) for k, v in doc["region_cells"].items()}, centers, dict(country_cells))
+
     def assign(self, s: Sample) -> tuple[int, str]:
         ids = self.region_cells.get(s.adm1_code or "")
         if ids:
@@ -146,7 +158,8 @@ def build(train: list[Sample], gdf, min_samples: int = 20, max_samples: int = 10
                     "type": "Feature",
                     "properties": {"id": cid, "country": country, "country_name": meta[gr.codes[0]]["country_name"],
                                    "regions": regions, "lat": round(lat, 5), "lng": round(lng, 5),
-                                   "count": len(part_members)},
+                                   "count": len(part_members),
+                                   **({"center": list(center)} if center is not None else {})},
                     "geometry": shapely.geometry.mapping(shapely.transform(part_shape, lambda a: np.round(a, 3))),
                 })
                 country_cells[country].append(cid)
@@ -197,7 +210,8 @@ def assign_all(samples: list[Sample], cellset: CellSet) -> tuple[list[Sample], C
 def write_geojson(path: Path | str, cellset: CellSet, meta: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"type": "FeatureCollection", "dataprep": meta, "features": cellset.features}
+    doc = {"type": "FeatureCollection", "dataprep": meta, "region_cells": cellset.region_cells,
+           "features": cellset.features}
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
     tmp.replace(path)

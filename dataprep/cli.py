@@ -19,6 +19,7 @@ COMMANDS = [
     ("split", "dataprep.split", "stable, location-disjoint train/val/test"),
     ("balance", "dataprep.balance", "resample train to a target country distribution"),
     ("cells", "dataprep.cells", "semantic geocells from the train split; assigns every record"),
+    ("prior", "dataprep.prior", "the game's location prior per geocell and per country (prior.json)"),
     ("datalist", "dataprep.datalist", "write or check the data-list (id + sha256 per record)"),
     ("cache", "dataprep.cache", "packed uint8 tile cache (memory-mapped .npy + index)"),
     ("report", "dataprep.report", "HTML + PNG report of a dataset folder"),

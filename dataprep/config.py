@@ -40,6 +40,7 @@ class SplitConfig:
     test: float = 0.1
     salt: str = "lost-and-found"      # changing it draws a different (still stable) split
     min_locations_stratify: int = 3   # a country with this many locations gets ≥ 1 in val and test
+    val_by_country: dict[str, float] = field(default_factory=dict)  # ISO2 → its own val fraction
 
 
 @dataclass
@@ -56,6 +57,14 @@ class CellsConfig:
     max_samples: int = 100            # M: larger cells split by k-means on coordinates
     simplify_deg: float = 0.05        # polygon simplification of the written cells
     seed: int = 0
+
+
+@dataclass
+class PriorConfig:
+    # the game's locations (map,lat,lng); None: no prior (the companion then serves the model's own mix)
+    locations: str | None = None
+    name: str = "world"
+    smoothing: float = 1.0            # pseudo-count per cell: no cell is ever impossible
 
 
 @dataclass
@@ -83,6 +92,7 @@ class DataprepConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     balance: BalanceConfig = field(default_factory=BalanceConfig)
     cells: CellsConfig = field(default_factory=CellsConfig)
+    prior: PriorConfig = field(default_factory=PriorConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
 

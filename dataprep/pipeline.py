@@ -1,6 +1,6 @@
 """`all`: every stage in order, from raw sources to the dataset folder.
 
-Order: ingest → resize → enrich → filter → split → balance → cells → datalist → cache → report.
+Order: ingest → resize → enrich → filter → split → balance → cells → prior → datalist → cache → report.
 `split` runs before `cells` because cells are built from the train split only (test points must
 not shape the classes they are scored on), and `balance` sits between them because it resamples
 the train split that cells are then counted on.
@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from dataprep import balance, boundaries, cache, cells, datalist, enrich, filters, ingest, report, resize, split
+from dataprep import balance, boundaries, cache, cells, datalist, enrich, filters, ingest, prior, report, resize, split
 from dataprep.config import DataprepConfig
 from dataprep.drops import Drop, write_drops
 from dataprep.records import Sample, write_manifest
@@ -86,7 +86,7 @@ def run_all(cfg: DataprepConfig, update_datalist: bool = False) -> dict:
 
     t, before = time.time(), samples
     samples = split.split(samples, val=cfg.split.val, test=cfg.split.test, salt=cfg.split.salt,
-                          min_locations=cfg.split.min_locations_stratify)
+                          min_locations=cfg.split.min_locations_stratify, val_by_country=cfg.split.val_by_country)
     run.record("split", before, samples, [], t, splits=_per_split(samples))
 
     t, before = time.time(), samples
@@ -102,6 +102,18 @@ def run_all(cfg: DataprepConfig, update_datalist: bool = False) -> dict:
     cells_meta = {"cells": len(cellset.features), "min_samples": cc.min_samples, "max_samples": cc.max_samples,
                   "train_records": len(train), "assigned_by": dict(sorted(how.items()))}
     run.record("cells", before, samples, [], t, **cells_meta)
+
+    pc = cfg.prior
+    if pc.locations:
+        t = time.time()
+        points = prior.read_locations(pc.locations)
+        cell_prior, country_prior = prior.build(points, cellset, gdf, cfg.enrich.max_km, cfg.enrich.grid_deg, pc.smoothing)
+        prior.write(out / "prior.json", pc.locations, cell_prior, country_prior, len(points), pc.smoothing, pc.name)
+        run.stats["prior"] = {"name": pc.name, "points": len(points), "countries": len(country_prior),
+                              "seconds": round(time.time() - t, 1)}
+        print(f"   prior: {len(points)} game locations, {len(country_prior)} countries", flush=True)
+    else:
+        (out / "prior.json").unlink(missing_ok=True)
 
     art = Path(cfg.artefacts) if cfg.artefacts else out
     text = datalist.write_or_check(samples, art / "datalist.txt", check=cfg.datalist_check and not update_datalist)
@@ -123,8 +135,8 @@ def run_all(cfg: DataprepConfig, update_datalist: bool = False) -> dict:
         report.write_report(out, out / "report", cfg.report.thumbnails)
     if cfg.artefacts:
         art.mkdir(parents=True, exist_ok=True)
-        for name in ("cells.geojson", "stats.json", "dataprep.json"):
-            if name != "dataprep.json" or not (art / name).exists():
+        for name in ("cells.geojson", "stats.json", "dataprep.json", "prior.json"):
+            if (out / name).exists() and (name != "dataprep.json" or not (art / name).exists()):
                 shutil.copyfile(out / name, art / name)
         if cfg.report.enabled:
             # the dropped images' thumbnails are pixels of the source images: they stay in the local report

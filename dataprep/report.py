@@ -157,7 +157,7 @@ def write_report(dataset: Path, out: Path, thumbs: int = 24) -> Path:
     cells_doc = json.loads(cells_path.read_text(encoding="utf-8")) if cells_path.exists() else None
     figs = []
     bal = stats["stages"].get("balance", {}).get("countries")
-    if bal:
+    if bal and bal.get("before"):
         figs.append(("Countries before/after balancing", plot_countries(bal["before"], bal["after"], out / "countries.png")))
     figs.append(("Where the records are", plot_map(samples, cells_doc, out / "map.png")))
     metrics_file = next(iter(sorted(dataset.glob("*-filter.metrics.json"))), None)

@@ -1,7 +1,10 @@
 """`split`: stable, location-disjoint train/val/test.
 
 Each location draws u = hash(salt, location) ∈ [0, 1): u < test → test, u < test + val → val, else
-train, so a location's side never depends on the other records. Then, per country with at least
+train, so a location's side never depends on the other records. `val_by_country` gives some countries
+their own val fraction: the world validation takes a larger share of the rare, non-US places (where
+model choices matter for the World map) and a smaller one of the US, which is half of our places
+but 4.6% of the game's. Then, per country with at least
 `min_locations` locations, the train location with the smallest u moves to test (and to val) when
 that side has none: every such country is evaluated, and the change stays local to that country.
 Countries with fewer locations go wholly to train: a country no train record shows cannot be
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 from collections import defaultdict
 
 from dataprep.records import Sample, read_manifest, write_manifest
@@ -25,25 +29,28 @@ def unit_hash(salt: str, location: str) -> float:
 
 
 def assign(samples: list[Sample], val: float = 0.1, test: float = 0.1, salt: str = "lost-and-found",
-           min_locations: int = 3) -> dict[str, str]:
+           min_locations: int = 3, val_by_country: dict[str, float] | None = None) -> dict[str, str]:
     """location → split."""
-    if not (0 <= val and 0 <= test and val + test < 1):
-        raise ValueError(f"split fractions val={val} test={test} must be ≥ 0 and sum below 1")
+    val_by_country = val_by_country or {}
+    for v in (val, *val_by_country.values()):
+        if not (0 <= v and 0 <= test and v + test < 1):
+            raise ValueError(f"split fractions val={v} test={test} must be ≥ 0 and sum below 1")
     country_of: dict[str, str | None] = {}
     for s in sorted(samples, key=lambda s: s.id):
         country_of.setdefault(s.location, s.country)
     u = {loc: unit_hash(salt, loc) for loc in country_of}
-    side = {loc: "test" if x < test else "val" if x < test + val else "train" for loc, x in u.items()}
+    side = {loc: "test" if x < test else "val" if x < test + val_by_country.get(country_of[loc], val) else "train"
+            for loc, x in u.items()}
     by_country: dict[str | None, list[str]] = defaultdict(list)
     for loc, c in country_of.items():
         by_country[c].append(loc)
-    for locs in by_country.values():
+    for c, locs in by_country.items():
         if len(locs) < min_locations:
             for loc in locs:
                 side[loc] = "train"
             continue
         for want in ("test", "val"):
-            if want == "test" and test == 0 or want == "val" and val == 0:
+            if want == "test" and test == 0 or want == "val" and val_by_country.get(c, val) == 0:
                 continue
             if not any(side[loc] == want for loc in locs):
                 train = sorted((loc for loc in locs if side[loc] == "train"), key=lambda loc: (u[loc], loc))
@@ -63,10 +70,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val", type=float, default=0.1)
     p.add_argument("--test", type=float, default=0.1)
     p.add_argument("--salt", default="lost-and-found")
+    p.add_argument("--val-by-country", type=json.loads, default=None,
+                   help='JSON {ISO2: val fraction} overriding --val for those countries, e.g. \'{"US": 0.1}\'')
 
 
 def main(args: argparse.Namespace) -> int:
-    out = split(list(read_manifest(args.inp)), val=args.val, test=args.test, salt=args.salt)
+    out = split(list(read_manifest(args.inp)), val=args.val, test=args.test, salt=args.salt,
+                val_by_country=args.val_by_country)
     write_manifest(args.out, out)
     counts = {k: sum(s.split == k for s in out) for k in ("train", "val", "test")}
     print(f"split: {counts}")

@@ -24,11 +24,20 @@ def test_every_command_has_help(command, capsys):
     assert e.value.code == 0 and "usage:" in capsys.readouterr().out
 
 
+def _game_csv(path: Path) -> Path:
+    """A made-up game map: the fixtures' places, the first ones three times as often."""
+    pts = [json.loads(p.read_text()) for p in sorted(FIXTURES.glob("*.json"))]
+    path.write_text("map,lat,lng\n" + "".join(f"t,{p['lat']},{p['lng']}\n" * (3 if i < 8 else 1)
+                                               for i, p in enumerate(pts)))
+    return path
+
+
 def _config(tmp_path: Path, src: Path) -> Path:
     cfg = {
         "sources": [str(src)], "out": str(tmp_path / "out"), "artefacts": str(tmp_path / "art"),
         "boundaries": str(COMMITTED),
         "cells": {"min_samples": 3, "max_samples": 10},
+        "prior": {"locations": str(_game_csv(tmp_path / "game.csv"))},
         "cache": {"size": 32}, "report": {"thumbnails": 4},
     }
     path = tmp_path / "dataprep.json"
@@ -55,7 +64,16 @@ def test_all_on_the_fixtures_is_complete_reproducible_and_checked(tmp_path):
     stats = json.loads((out / "stats.json").read_text())
     assert list(stats["stages"]) == ["ingest", "resize", "enrich", "filter", "split", "balance", "cells"]
     assert stats["stages"]["ingest"]["out"]["records"] == 32 and stats["final"]["countries"] == 25
-    for name in ("datalist.txt", "cells.geojson", "stats.json", "report/report.html", "report/map.png", "report/filters.png"):
+    prior = json.loads((out / "prior.json").read_text())
+    assert len(prior["cells"]) == n and sum(prior["cells"]) == pytest.approx(1, abs=1e-6)
+    assert sum(prior["countries"].values()) == pytest.approx(1, abs=1e-5) and prior["points"] == 32 + 2 * 8
+    # the stage run alone, from the published cells, derives the same prior
+    r = run_cli("prior", "--in", manifest, "--cells", out / "cells.geojson", "--locations", tmp_path / "game.csv",
+                "--out", tmp_path / "prior-alone.json", "--boundaries", COMMITTED)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((tmp_path / "prior-alone.json").read_text())["cells"] == prior["cells"]
+    for name in ("datalist.txt", "cells.geojson", "stats.json", "prior.json", "report/report.html", "report/map.png",
+                 "report/filters.png"):
         assert (art / name).is_file(), name
     tiles, index = cache.load(stats["cache"]["folder"])
     assert tiles.shape[1:] == (32, 32, 3) and sorted(index["ids"]) == sorted(s.id for s in samples)
@@ -115,5 +133,13 @@ def test_all_on_shared_reproduces_the_committed_datalist_and_cells(tmp_path):
     made = json.loads((tmp_path / "out" / "cells.geojson").read_text())
     assert made == json.loads((committed / "cells.geojson").read_text())
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
-    assert stats["stages"]["ingest"]["out"] == {"records": 9006, "countries": 0, "locations": 2844}
-    assert stats["stages"]["enrich"]["out"]["countries"] == 91
+    # streetview (9,006 images, 2,844 places) + extra/minipigeon (400, 100)
+    assert stats["stages"]["ingest"]["out"] == {"records": 9406, "countries": 0, "locations": 2944}
+    assert stats["stages"]["enrich"]["out"]["countries"] == 92
+    # the game's prior, derived reproducibly: the committed one, cell for cell
+    made_prior = json.loads((tmp_path / "out" / "prior.json").read_text())
+    assert made_prior == json.loads((committed / "prior.json").read_text())
+    assert made_prior["points"] == 60670 and len(made_prior["cells"]) == len(made["features"])
+    # the world validation: non-US places at twice the US rate
+    val = stats["stages"]["split"]["splits"]["val"]
+    assert val["locations"] >= 400 and val["countries"] >= 60

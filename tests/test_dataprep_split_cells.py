@@ -58,6 +58,21 @@ def test_split_is_location_disjoint_stable_and_stratified(world):
     assert moved == []
 
 
+def test_a_country_can_have_its_own_val_fraction(world):
+    """The world validation: more of the rare countries' places, fewer of the US's; test stays where it was."""
+    base = split.split(world, val=0.1)
+    world_val = split.split(world, val=0.3, val_by_country={"US": 0.05})
+
+    def share(samples, country, side):
+        locs = {s.location: s.split for s in samples if s.country == country}
+        return sum(v == side for v in locs.values()) / len(locs)
+
+    assert share(world_val, "FR", "val") > 0.2 and share(world_val, "US", "val") < 0.09
+    assert {s.id for s in base if s.split == "test"} == {s.id for s in world_val if s.split == "test"}
+    with pytest.raises(ValueError, match="sum below 1"):
+        split.assign(world, val=0.1, test=0.1, val_by_country={"US": 0.95})
+
+
 def test_balance_caps_drops_rare_and_follows_weights(world, tmp_path):
     s = split.split(world)
     out, drops, info = balance.balance(s, slack=1.5)

@@ -9,11 +9,11 @@ from PIL import Image
 from training_fixtures import FIXTURES
 
 from companion.bundle import DEFAULT_BUNDLE, load_meta
-from companion.posterior import CellIndex, log_softmax, pool_log_probs
+from companion.posterior import CellIndex, calibrate, log_softmax, pool_log_probs
 from companion.preprocess import prepare
 
 REQUIRED = ["country_top1", "country_top5", "country_balanced_acc", "region_top1", "cell_top1", "median_km",
-            "mean_km", "within_25km", "within_2500km", "geoguessr_score"]
+            "mean_km", "within_25km", "within_2500km", "geoguessr_score", "ece", "n_eff"]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +26,15 @@ def meta():
 def test_default_bundle_is_small_and_records_test_metrics(meta):
     size = sum(p.stat().st_size for p in DEFAULT_BUNDLE.iterdir())
     assert size <= 30 * 1024 * 1024
-    assert meta.metrics["split"] == "test" and all(k in meta.metrics for k in REQUIRED)
-    assert "test_yosshstd" in meta.metrics and meta.metrics["per_country"]
+    for part in ("val", "test"):
+        for view in ("all", "game"):
+            assert all(k in meta.metrics[part][view] for k in REQUIRED), (part, view)
+        assert {"shenran", "hunterprice", "yosshstd", "minipigeon"} <= set(meta.metrics[part]["per_source"])
+    assert "test_yosshstd" in meta.metrics and meta.metrics["per_country_val"]
+    # served with the World map's prior by default, calibrated; "none" for other maps
+    assert meta.prior == "world" and set(meta.calibrations) == {"none", "world"}
+    assert all(0.2 < c.temperature < 10 for c in meta.calibrations.values())
+    assert all(c.points for c in meta.cells)
     assert meta.datalist_sha256 and len(meta.cells) == len({c.id for c in meta.cells})
 
 
@@ -36,6 +43,28 @@ def test_default_bundle_answers_for_real_images(meta):
     index = CellIndex.from_meta(meta)
     for path in sorted(FIXTURES.glob("*.jpg"))[:4]:
         x = prepare(Image.open(path), meta.input.spec())
-        probs = np.exp(pool_log_probs(log_softmax(sess.run(["logits"], {"pixels": x})[0])))
+        cal = meta.calibrations[meta.prior]
+        lp = pool_log_probs(log_softmax(sess.run(["logits"], {"pixels": x})[0]))
+        probs = np.exp(calibrate(lp, cal.temperature, np.asarray(cal.log_adjust)))
         assert probs.shape == (len(meta.cells),) and probs.sum() == pytest.approx(1, abs=1e-6)
         assert index.region_probs(probs).sum() == pytest.approx(1, abs=1e-6)
+        # the pin is one of the cells' training places, in one of the three countries the list shows first
+        lat, lng = index.point(probs)
+        m = np.flatnonzero((index.cand_lat == lat) & (index.cand_lng == lng))
+        top3 = np.argsort(-index.country_probs(probs))[:3]
+        assert len(m) and index.cell_country[index.cand_cell[m[0]]] in top3
+
+
+def test_every_candidate_pin_is_on_land_in_its_cells_country(meta):
+    """The served pin is always one of these places: each lies in (or within 20 km of the coast of) its
+    cell's country by Natural Earth's admin-1 polygons, so no pin can fall in the sea between two modes."""
+    from dataprep import boundaries
+    from dataprep.enrich import Locator
+
+    gdf = boundaries.load(None)
+    index = CellIndex.from_meta(meta)
+    row, _ = Locator(gdf, max_km=20.0).locate(index.cand_lat, index.cand_lng)
+    assert (row >= 0).all()
+    found = np.asarray(gdf["country"].values)[row]
+    want = np.asarray(index.country_codes)[index.cell_country[index.cand_cell]]
+    assert (found == want).mean() >= 0.99   # a border place may fall just across: never the sea

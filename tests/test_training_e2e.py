@@ -74,10 +74,12 @@ def test_resume_with_another_config_is_refused(trained_run, tmp_path):
 def test_evaluate_writes_report(trained_run, tmp_path):
     run, _ = trained_run
     report = evaluate_run(run, tmp_path / "eval")
-    for part in ("val", "test", "test_yosshstd"):
-        assert 0 <= report[part]["country_top1"] <= report[part]["country_top5"] <= 1
-    assert report["test"]["per_country"]
-    for name in ("metrics.json", "confusion.png", "error_map.png", "report.html"):
+    for m in (report["val"]["all"], report["val"]["game"], report["test"]["all"], report["test_yosshstd"]):
+        assert 0 <= m["country_top1"] <= m["country_top5"] <= 1
+        assert 0 <= m["ece"] <= 1
+    assert report["val"]["all"]["per_country"] and report["val"]["per_source"]
+    assert report["calibrations"]["none"]["temperature"] > 0
+    for name in ("metrics.json", "confusion.png", "error_map.png", "reliability.png", "report.html"):
         assert (tmp_path / "eval" / name).stat().st_size > 0
     assert "data:image/png;base64" in (tmp_path / "eval" / "report.html").read_text()
 
@@ -85,10 +87,15 @@ def test_evaluate_writes_report(trained_run, tmp_path):
 def test_export_then_onnx_predicts_on_real_images(trained_run, tmp_path):
     run, cfg = trained_run
     ds = load_dataset(cfg.manifest)
-    bundle = export_bundle(run, ds, tmp_path / "bundle", metrics={"split": "test"}, point_radius_km=200.0)
+    cals = {"none": {"temperature": 1.5, "log_adjust": None},
+            "world": {"temperature": 2.0, "log_adjust": np.linspace(-1, 1, len(ds.cells))}}
+    bundle = export_bundle(run, ds, tmp_path / "bundle", metrics={"split": "test"}, calibrations=cals)
     meta = load_meta(bundle)
     assert meta.input.size == cfg.size and meta.backbone == cfg.backbone
-    assert meta.datalist_sha256 == ds.datalist_sha256 and meta.point_radius_km == 200.0
+    assert meta.datalist_sha256 == ds.datalist_sha256
+    assert meta.prior == "world" and meta.calibrations["world"].temperature == 2.0
+    assert meta.calibrations["world"].log_adjust[-1] == pytest.approx(1.0)
+    assert all(c.points for c in meta.cells)
     assert meta.metrics["onnx_parity_max_abs_fp32"] <= PARITY_ATOL
     cells = json.loads((bundle / "cells.geojson").read_text())
     assert {f["properties"]["id"] for f in cells["features"]} == {c.id for c in meta.cells}
@@ -102,7 +109,7 @@ def test_export_then_onnx_predicts_on_real_images(trained_run, tmp_path):
         assert logits.shape == (len(x), len(meta.cells))
         probs = np.exp(pool_log_probs(log_softmax(logits)))
         assert index.country_probs(probs).sum() == pytest.approx(1)
-        lat, lng = index.point(probs, meta.point_radius_km)
+        lat, lng = index.point(probs)
         assert -90 <= lat <= 90 and -180 <= lng <= 180
     # the bundle pins its graph: a damaged model.onnx is refused at load
     assert meta.model_sha256 and len(meta.model_sha256) == 64
@@ -178,3 +185,64 @@ def test_finetune_starts_from_a_frozen_runs_head(trained_run, tmp_path):
         assert torch.allclose(a.float(), b.float(), atol=1e-4), name   # warm-started, then one tiny step
     with pytest.raises(ValueError, match="features, not"):
         train(type(ft)(**{**ft.__dict__, "out": str(tmp_path / "ft2"), "backbone": "mobilenetv2_100"}))
+
+
+def test_stage_cache_finetune_trains_only_the_top_and_exports(trained_run, tmp_path):
+    """The partial fine-tune (cached trunk activations, several views) for a few steps on the fixtures."""
+    from training.stages import Top, Trunk, build_stage_cache
+
+    run, cfg = trained_run
+    ft = type(cfg)(**{**cfg.__dict__, "out": str(tmp_path / "ft"), "frozen": False, "init_head": str(run),
+                      "cut": 5, "views": 2, "stages_dir": str(tmp_path / "stages"), "epochs": 2, "max_steps": 3,
+                      "batch_size": 8, "lr": 1e-3, "backbone_lr": 1e-3})
+    model, _, state = load_trained(train(ft), pretrained_backbone=False)
+    assert state["step"] == 3
+    pretrained, _, _ = load_trained(run)   # the frozen run's backbone: the pretrained weights
+    trunk_ft, trunk_0 = Trunk(model.backbone, 5).state_dict(), Trunk(pretrained.backbone, 5).state_dict()
+    assert all(torch.equal(trunk_ft[k], trunk_0[k]) for k in trunk_0)          # the trunk never moves
+    top_ft, top_0 = Top(model.backbone, 5).state_dict(), Top(pretrained.backbone, 5).state_dict()
+    assert any(not torch.equal(top_ft[k], top_0[k]) for k in top_0)            # the top trained
+    # view 0 of the cache is the served tile: top(cached view 0) is the whole backbone on the pixels
+    ds = load_dataset(cfg.manifest)
+    s = ds.split("val")[0]
+    cache = build_stage_cache([(x.id, ds.image(x)) for x in ds.samples], cfg.backbone, tmp_path / "stages", 5, 2,
+                              cfg.seed, cfg.weights, cfg.size)
+    tiles, _ = cache.tile_rows([s.id])
+    x = torch.from_numpy(prepare_pixels(Image.open(ds.image(s)), load_meta_spec(cfg)))
+    with torch.inference_mode():
+        cached = Top(model.backbone, 5)(torch.from_numpy(np.asarray(cache.acts[cache.rows(tiles)], np.float32)))
+        np.testing.assert_allclose(cached.numpy(), model.backbone(x).numpy(), atol=2e-2)  # fp16 activations
+    bundle = export_bundle(tmp_path / "ft", ds, tmp_path / "bundle")
+    assert load_meta(bundle).metrics["onnx_parity_max_abs_fp32"] <= PARITY_ATOL
+
+
+def test_default_build_warms_up_fine_tunes_calibrates_and_serves(tiny_manifest, tiny_features, tmp_path):  # noqa: F811
+    """`python -m training default` end to end on the fixtures: frozen warm-up head → stage-cache fine-tune →
+    temperatures fitted on val per prior → bundle the companion loads and serves with the game's prior."""
+    from companion.engine import Engine
+    from training.config import DefaultConfig
+    from training.default import build_default
+
+    base = tiny_config(tiny_manifest, tiny_features, tmp_path / "main").to_dict()
+    cfg = DefaultConfig.load_dict({
+        "warmup": {"frozen": True, "out": str(tmp_path / "head"), "epochs": 2},
+        "train": {**base, "frozen": False, "cut": 5, "views": 2, "stages_dir": str(tmp_path / "stages"),
+                  "epochs": 1, "max_steps": 2, "lr": 1e-4, "backbone_lr": 1e-4},
+        "bundle": str(tmp_path / "bundle"), "report": str(tmp_path / "report"),
+    })
+    report = build_default(cfg, retrain=True)
+    if not (tiny_manifest.parent / "prior.json").is_file():
+        pytest.skip("the fixtures could not go through dataprep here: no game prior to serve")
+    assert set(report["calibrations"]) == {"none", "world"} and report["prior"] == "world"
+    assert report["val"]["game"]["n"] == report["val"]["all"]["n"] > 0
+    meta = load_meta(tmp_path / "bundle")
+    assert meta.prior == "world" and meta.metrics["val"]["game"]["country_top1"] >= 0
+    assert (tmp_path / "report" / "reliability.png").stat().st_size > 0
+    x = next(iter(sorted(FIXTURES.glob("*.jpg")))).read_bytes()
+    world, plain = Engine(tmp_path / "bundle", prior="world"), Engine(tmp_path / "bundle", prior="none")
+    lp = world.frame_log_probs(x)
+    a, b = world.prediction(lp, top_k=50), plain.prediction(lp, top_k=50)
+    assert sum(c.p for c in a.countries) == pytest.approx(1, abs=1e-6)
+    assert [c.p for c in a.cells] != [c.p for c in b.cells]     # the prior changes what is served
+    with pytest.raises(ValueError, match="prior 'europe'"):
+        Engine(tmp_path / "bundle", prior="europe")

@@ -14,9 +14,10 @@ from training.geo import (
     evaluate_probs,
     geoguessr_score,
     pooled_log_probs,
+    reliability,
     smoothed_targets,
     topk_hit,
-    tune_radius,
+    weighted_median,
 )
 
 
@@ -91,7 +92,7 @@ def test_evaluate_probs_by_hand():
                       [0.2, 0.2, 0.6],    # truth cell 1 at (0, 2): country wrong, AA second
                       [0.1, 0.1, 0.8]])   # truth cell 2 at (40, 40): right, exactly on the centroid
     m = evaluate_probs(index, probs, [0, 0, 40], [0, 2, 40], ["AA", "AA", "BB"], ["A-1", "A-2", "B-1"],
-                       np.array([0, 1, 2]), radius_km=0.0)
+                       np.array([0, 1, 2]))
     assert m["country_top1"] == pytest.approx(2 / 3)
     assert m["country_top3"] == 1.0
     assert m["country_balanced_acc"] == pytest.approx((1 / 2 + 1) / 2)
@@ -106,14 +107,30 @@ def test_evaluate_probs_by_hand():
 
 def test_an_empty_part_reports_n_0_with_the_same_keys():
     index = _index()
-    full = evaluate_probs(index, np.array([[0.6, 0.3, 0.1]]), [0], [0], ["AA"], ["A-1"], np.array([0]), 0.0)
-    empty = evaluate_probs(index, np.zeros((0, 3)), [], [], [], [], np.zeros(0, int), 0.0)
+    full = evaluate_probs(index, np.array([[0.6, 0.3, 0.1]]), [0], [0], ["AA"], ["A-1"], np.array([0]))
+    empty = evaluate_probs(index, np.zeros((0, 3)), [], [], [], [], np.zeros(0, int))
     assert empty["n"] == 0 and set(empty) == set(full) and empty["per_country"] == []
     assert math.isnan(empty["country_top1"]) and math.isnan(empty["within_25km"])
 
 
-def test_radius_is_tuned_to_the_better_point():
+def test_weighted_metrics_by_hand():
     index = _index()
-    # truth between cells 0 and 1, probability split: averaging the two (radius ≥ 223 km) wins
-    probs = np.array([[0.5, 0.49, 0.01]])
-    assert tune_radius(index, probs, [0.0], [1.0], grid=(0.0, 400.0)) == 400.0
+    probs = np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6], [0.1, 0.1, 0.8]])
+    args = ([0, 0, 40], [0, 2, 40], ["AA", "AA", "BB"], ["A-1", "A-2", "B-1"], np.array([0, 1, 2]))
+    # weights 1, 3, 0: the miss counts three times, the third image not at all
+    m = evaluate_probs(index, probs, *args, with_table=False, weights=np.array([1.0, 3.0, 0.0]))
+    assert m["country_top1"] == pytest.approx(1 / 4)
+    d_miss = haversine_km(0, 2, 40, 40)
+    assert m["median_km"] == pytest.approx(d_miss) and m["mean_km"] == pytest.approx(3 * d_miss / 4)
+    assert m["n"] == 3 and m["n_eff"] == pytest.approx(16 / 10)
+    assert weighted_median(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 5.0])) == 3.0
+
+
+def test_reliability_and_ece_by_hand():
+    # two bins: 0.9 shown, right 1 time in 2 (gap 0.4); 0.25 shown, right 1 time in 4 (gap 0)
+    conf = np.array([0.9, 0.9, 0.25, 0.25, 0.25, 0.25])
+    right = np.array([1, 0, 1, 0, 0, 0])
+    ece, bins = reliability(conf, right)
+    assert ece == pytest.approx(2 / 6 * 0.4)
+    assert [round(b["accuracy"], 3) for b in bins] == [0.25, 0.5]
+    assert sum(b["share"] for b in bins) == pytest.approx(1)

@@ -24,9 +24,14 @@ def _with_dataprep(out: Path) -> Path:
     from dataprep.config import DataprepConfig
     from dataprep.pipeline import run_all
 
+    # a made-up game map over the fixtures' places, uneven on purpose, so the game's prior is exercised
+    out.mkdir(parents=True, exist_ok=True)
+    points = [json.loads(p.read_text()) for p in sorted(FIXTURES.glob("*.json"))]
+    rows = [f"test,{p['lat']},{p['lng']}" for i, p in enumerate(points) for _ in range(1 + i % 3)]
+    (out / "game.csv").write_text("map,lat,lng\n" + "\n".join(rows) + "\n")
     cfg = DataprepConfig.from_dict({
         "sources": [str(FIXTURES)], "out": str(out), "datalist_check": False,
-        "cells": {"min_samples": 3, "max_samples": 10},
+        "cells": {"min_samples": 3, "max_samples": 10}, "prior": {"locations": str(out / "game.csv")},
         "cache": {"enabled": False}, "report": {"enabled": False},
     })
     run_all(cfg)

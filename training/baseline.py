@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from training.config import DefaultConfig
-from training.evaluate import WORLD_SPREAD_SOURCE
-from training.geo import balanced_accuracy, topk_hit
+from training.evaluate import WORLD_SPREAD_SOURCE, game_weights
+from training.geo import balanced_accuracy, topk_hit, weighted_mean
 
 
 def image_features(prep, samples) -> np.ndarray:
@@ -22,11 +22,12 @@ def image_features(prep, samples) -> np.ndarray:
     return out / np.bincount(owner, minlength=len(samples))[:, None]
 
 
-def country_scores(probs: np.ndarray, truth: np.ndarray) -> dict:
+def country_scores(probs: np.ndarray, truth: np.ndarray, weights: np.ndarray | None = None) -> dict:
     if len(truth) == 0:
         return {"n": 0}
-    return {"n": int(len(truth)), "country_top1": float(topk_hit(probs, truth, 1).mean()),
-            "country_top5": float(topk_hit(probs, truth, 5).mean()),
+    w = np.ones(len(truth)) if weights is None else weights
+    return {"n": int(len(truth)), "country_top1": weighted_mean(topk_hit(probs, truth, 1), w),
+            "country_top5": weighted_mean(topk_hit(probs, truth, 5), w),
             "country_balanced_acc": balanced_accuracy(probs.argmax(1), truth)}
 
 
@@ -36,7 +37,8 @@ def logistic_baseline(config: str, c: float = 1.0, class_weight: str | None = No
 
     from training.train import prepare
 
-    prep = prepare(DefaultConfig.load(config).train)
+    cfg = DefaultConfig.load(config)
+    prep = prepare(cfg.warmup or cfg.train)   # the frozen features: the warm-up head's when there is one
     codes = [c_.code for c_ in prep.ds.countries]
     index = {code: i for i, code in enumerate(codes)}
     train = prep.ds.split("train")
@@ -51,6 +53,7 @@ def logistic_baseline(config: str, c: float = 1.0, class_weight: str | None = No
         proba[:, clf.classes_] = clf.predict_proba(scaler.transform(image_features(prep, samples)))
         truth = np.array([index.get(s.country, -1) for s in samples])
         out[split] = country_scores(proba, truth)
+        out[f"{split}_game"] = country_scores(proba, truth, game_weights(samples, prep.country_prior))
         if split == "test":
             spread = np.array([WORLD_SPREAD_SOURCE in s.source for s in samples])
             out["test_yosshstd"] = country_scores(proba[spread], truth[spread])

@@ -53,10 +53,10 @@ def cmd_evaluate(args) -> int:
     from training.evaluate import evaluate_run
 
     report = evaluate_run(args.run, args.out)
-    for part in ("val", "test", "test_yosshstd"):
-        m = report[part]
-        print(f"{part:14s} n={m['n']:4d} country@1 {m['country_top1']:.3f} @5 {m['country_top5']:.3f} "
-              f"bal {m['country_balanced_acc']:.3f} median {m['median_km']:.0f} km score {m['geoguessr_score']:.0f}")
+    rows = [(f"{p} {v}", report[p][v]) for p in ("val", "test") for v in ("game", "all")]
+    for label, m in rows + [("test yosshstd", report["test_yosshstd"])]:
+        print(f"{label:14s} n={m['n']:4d} country@1 {m['country_top1']:.3f} @5 {m['country_top5']:.3f} "
+              f"median {m['median_km']:.0f} km score {m['geoguessr_score']:.0f} ECE {m['ece']:.3f}")
     print(f"report: {Path(args.out or Path(args.run) / 'eval') / 'report.html'}")
     return 0
 
@@ -70,14 +70,14 @@ def cmd_export(args) -> int:
     _, cfg, _ = load_trained(args.run, pretrained_backbone=False)
     cfg = TrainConfig.from_dict({**cfg.to_dict(), **({"manifest": args.manifest} if args.manifest else {})})
     ds = load_dataset(cfg.manifest, cfg.cells, cfg.datalist_sha256)
-    metrics = {}
-    metrics_file = Path(args.run) / "eval" / "metrics.json"
-    radius = None
-    if metrics_file.is_file():
-        report = json.loads(metrics_file.read_text())
-        metrics = {"split": "test", **{k: v for k, v in report["test"].items() if k != "per_country"}}
-        radius = report["point_radius_km"]
-    out = export_bundle(args.run, ds, args.out, quantize=args.quantize, metrics=metrics, point_radius_km=radius)
+    from training.evaluate import fit_calibrations
+    from training.train import prepare, split_log_probs
+
+    prep = prepare(cfg)
+    model, _, _ = load_trained(args.run, pretrained_backbone=False)
+    cals = fit_calibrations(prep.index, ds, split_log_probs(model, prep, cfg, "val"), prep.log_adjust,
+                            prep.country_prior)
+    out = export_bundle(args.run, ds, args.out, quantize=args.quantize, calibrations=cals)
     print(f"exported {out} ({bundle_size_mb(out):.1f} MB)")
     return 0
 
@@ -88,9 +88,11 @@ def cmd_default(args) -> int:
 
     cfg = DefaultConfig.load(args.config)
     report = build_default(cfg, retrain=args.retrain)
-    t = report["test"]
-    print(f"default bundle: {cfg.bundle} ({report['bundle_mb']:.1f} MB); test country@1 {t['country_top1']:.3f} "
-          f"@5 {t['country_top5']:.3f} median {t['median_km']:.0f} km; report {cfg.report}/report.html")
+    v, t = report["val"]["game"], report["test"]["game"]
+    print(f"default bundle: {cfg.bundle} ({report['bundle_mb']:.1f} MB); game-weighted val country@1 "
+          f"{v['country_top1']:.3f} @5 {v['country_top5']:.3f} median {v['median_km']:.0f} km score "
+          f"{v['geoguessr_score']:.0f} ECE {v['ece']:.3f}; test country@1 {t['country_top1']:.3f}; "
+          f"report {cfg.report}/report.html")
     return 0
 
 

@@ -1,5 +1,5 @@
 """`compare`: the backbone choice, measured. For each backbone: a frozen-feature geocell head
-trained with the same settings, its val/test metrics (radius tuned on val), and the CPU latency of
+trained with the same settings, its world-validation and test metrics (calibrated on val), and the CPU latency of
 the whole exported graph (ONNX Runtime, batch 1, 2 threads). Writes compare.json and compare.md.
 """
 
@@ -10,11 +10,12 @@ import tempfile
 from pathlib import Path
 
 from training.config import TrainConfig
-from training.evaluate import full_report, onnx_latency_ms
+from training.default import headline
+from training.evaluate import fit_calibrations, full_report, onnx_latency_ms
 from training.export import export_onnx
 from training.features import load_cache
 from training.models import GeoModel, Head, create_backbone
-from training.train import input_spec, load_trained, prepare, split_probs, train
+from training.train import input_spec, load_trained, prepare, split_log_probs, train
 
 COLUMNS = [("country_top1", "country@1"), ("country_top5", "country@5"), ("country_balanced_acc", "balanced"),
            ("region_top1", "region@1"), ("cell_top1", "cell@1"), ("median_km", "median km"),
@@ -53,21 +54,22 @@ def compare(config: Path | str, out: Path | str) -> dict:
         prep = prepare(cfg)
         run = train(cfg, prep)
         model, _, state = load_trained(run, pretrained_backbone=False)
-        probs = {s: split_probs(model, prep, cfg, s) for s in ("val", "test")}
-        report = full_report(prep.index, prep.ds, probs)
+        lp = {s: split_log_probs(model, prep, cfg, s) for s in ("val", "test")}
+        cals = fit_calibrations(prep.index, prep.ds, lp["val"], prep.log_adjust, prep.country_prior)
+        served = "world" if "world" in cals else "none"
+        report = full_report(prep.index, prep.ds, lp, cals, served, prep.country_prior)
         results[name] = {
             "size": prep.spec.size,
             "best_epoch": state["best_epoch"],
-            "point_radius_km": report["point_radius_km"],
-            "val": {k: v for k, v in report["val"].items() if k != "per_country"},
-            "test": {k: v for k, v in report["test"].items() if k != "per_country"},
-            "test_yosshstd": report["test_yosshstd"],
+            "val": headline(report["val"])["game"],
+            "test": headline(report["test"])["game"],
+            "test_yosshstd": {k: v for k, v in report["test_yosshstd"].items() if isinstance(v, int | float)},
             "latency_ms": graph_latency(cfg, len(prep.ds.cells)),
             "params_m": sum(p.numel() for p in create_backbone(name, "none", prep.spec.size).parameters()) / 1e6,
             "n_train": len(prep.ds.split("train")),
         }
         (out / "compare.json").write_text(json.dumps(results, indent=1))
-        print(f"{name}: test country@1 {results[name]['test']['country_top1']:.3f} "
+        print(f"{name}: game-weighted val country@1 {results[name]['val']['country_top1']:.3f} "
               f"latency {results[name]['latency_ms']:.0f} ms", flush=True)
     (out / "compare.md").write_text(markdown_table(results), encoding="utf-8")
     print(markdown_table(results))
@@ -83,7 +85,8 @@ def markdown_table(results: dict) -> str:
     head += "|" + "---|" * (5 + len(COLUMNS)) + "\n"
     rows = []
     for name, r in results.items():
-        for part, label in (("val", "val"), ("test", "test"), ("test_yosshstd", "test yosshstd")):
+        for part, label in (("val", "val, game-weighted"), ("test", "test, game-weighted"),
+                            ("test_yosshstd", "test yosshstd")):
             m = r[part]
             first = f"| {name} | {r['size']} | {r['params_m']:.1f} | {r['latency_ms']:.0f} |" if part == "val" \
                 else "| | | | |"

@@ -22,6 +22,9 @@ class TrainConfig:
     size: int | None = None                  # input side; None: the backbone's default
     head: HeadConfig = field(default_factory=HeadConfig)
     frozen: bool = True                      # True: train the head on cached backbone features
+    cut: int | None = None                   # fine-tuning from a stage cache: train blocks[cut:] + head only
+    views: int = 4                           # stage cache: view 0 as served + views-1 augmented crops per tile
+    stages_dir: str = "work/stages"
     init_head: str | None = None             # fine-tuning: start the head from this frozen run's best.pt
     features_dir: str = "work/features"
     # objective
@@ -36,7 +39,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_epochs: int = 2
     patience: int = 12                       # early stopping on `select`, in epochs
-    select: str = "geoguessr_score"          # validation metric to maximise
+    select: str = "geoguessr_score"          # world-validation metric to maximise (game-weighted, prior applied)
     max_steps: int | None = None             # stop after this many optimizer steps (smoke tests)
     augment: str = "mild"                    # none | mild | strong (fine-tuning; frozen features are fixed)
     seed: int = 0
@@ -65,6 +68,7 @@ class DefaultConfig:
     """`python -m training default`: train, evaluate and export the companion's default bundle."""
 
     train: TrainConfig = field(default_factory=TrainConfig)
+    warmup: TrainConfig | None = None        # trained first; its head starts `train` (train.init_head)
     bundle: str = "companion/models/default"
     quantize: bool = False                   # int8 dynamic quantization of the ONNX graph
     max_bundle_mb: float = 30.0
@@ -73,13 +77,25 @@ class DefaultConfig:
 
     @classmethod
     def load(cls, path: Path | str) -> DefaultConfig:
-        d = json.loads(Path(path).read_text(encoding="utf-8"))
+        try:
+            return cls.load_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+
+    @classmethod
+    def load_dict(cls, d: dict) -> DefaultConfig:
+        d = dict(d)
         train = TrainConfig.from_dict(d.pop("train", {}))
-        known = {f.name for f in fields(cls)} - {"train"}
+        warmup = d.pop("warmup", None)
+        if warmup is not None:
+            # the warm-up is a frozen head on the main run's data and head settings, unless it says otherwise
+            base = train.to_dict() | {"frozen": True, "cut": None, "init_head": None}
+            warmup = TrainConfig.from_dict(base | warmup | {"head": base["head"] | warmup.get("head", {})})
+        known = {f.name for f in fields(cls)} - {"train", "warmup"}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"{path}: unknown config key(s): {', '.join(unknown)}")
-        return cls(train=train, **d)
+            raise ValueError(f"unknown config key(s): {', '.join(unknown)}")
+        return cls(train=train, warmup=warmup, **d)
 
 
 def load_train_config(path: Path | str | None, overrides: dict | None = None) -> TrainConfig:

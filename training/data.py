@@ -17,6 +17,7 @@ from companion.bundle import Cell, CellRegion, Country, Region
 from dataprep.records import Sample, image_path, read_manifest
 
 SPLITS = ("train", "val", "test")
+CELL_POINTS = 8   # training places kept per cell as candidate pins (companion.posterior.CellIndex.point)
 
 
 class DataError(ValueError):
@@ -104,11 +105,47 @@ def load_dataset(manifest: Path | str, cells: Path | str | None = None, expect_d
     leaked = _leaked_locations(samples)
     if leaked:
         raise DataError(f"{len(leaked)} locations appear in more than one split (e.g. {leaked[:3]})")
+    cell_list = with_points(cell_list, [s for s in samples if s.split == "train"])
     digest = datalist_sha256(samples) if all(s.sha256 for s in samples) else "unversioned"
     if expect_datalist and expect_datalist != digest:
         raise DataError(f"data-list sha256 of {manifest} is {digest[:16]}…, the config expects "
                         f"{expect_datalist[:16]}…: rebuild the dataset or update `datalist_sha256` in the config")
     return Dataset(manifest, samples, cell_list, countries, regions, geo, digest)
+
+
+def with_points(cells: list[Cell], train: list[Sample], k: int = CELL_POINTS) -> list[Cell]:
+    """Each cell with up to k of its distinct training places: the medoid (the place with the least
+    total distance to the others), then a seeded random sample of the rest: an unbiased picture of
+    where in the cell an answer may be."""
+    from companion.posterior import haversine_km
+
+    places: dict[int, dict[str, tuple[float, float]]] = {}
+    for s in sorted(train, key=lambda s: s.id):
+        places.setdefault(s.cell, {}).setdefault(s.location, (s.lat, s.lng))
+    out = []
+    for c in cells:
+        pts = np.array(sorted(places.get(c.id, {}).values()))
+        if len(pts) == 0:
+            out.append(c.model_copy(update={"points": [(c.lat, c.lng)]}))
+            continue
+        d = haversine_km(pts[:, None, 0], pts[:, None, 1], pts[None, :, 0], pts[None, :, 1])
+        medoid = int(d.sum(1).argmin())
+        rest = [i for i in np.random.default_rng(c.id).permutation(len(pts)) if i != medoid][:k - 1]
+        chosen = [medoid, *rest]
+        out.append(c.model_copy(update={"points": [(round(float(pts[i, 0]), 5), round(float(pts[i, 1]), 5))
+                                                   for i in chosen]}))
+    return out
+
+
+def load_prior(manifest: Path | str) -> dict | None:
+    """dataprep's prior.json beside the manifest (the game's location mix), or None."""
+    path = Path(manifest).parent / "prior.json"
+    if not path.is_file():
+        return None
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(doc.get("cells"), list) or not isinstance(doc.get("countries"), dict):
+        raise DataError(f"{path}: not a prior file (cells, countries)")
+    return doc
 
 
 def _leaked_locations(samples: list[Sample]) -> list[str]:

@@ -1,8 +1,9 @@
 """`default`: rebuild the companion's default bundle from the dataset, reproducibly.
 
-train (frozen backbone, cached features) → evaluate on val/test (radius tuned on val) → export →
-measure the exported ONNX graph itself on val/test (what the companion serves, quantized or not)
-→ write its test metrics into bundle.json and the report under work/.
+[warm-up run: a frozen head whose weights start the main run] → train → calibrate on the world
+validation (a temperature per prior) → export → measure the exported ONNX graph itself on test, with the
+bundle's calibration, as the companion serves it → write the metrics into bundle.json and the report
+under work/.
 """
 
 from __future__ import annotations
@@ -11,16 +12,32 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from companion.bundle import load_meta, save_meta
+from companion.posterior import calibrate
 from training.config import DefaultConfig
-from training.evaluate import bundle_probs, full_report, onnx_latency_ms, write_report
+from training.evaluate import bundle_log_probs, fit_calibrations, full_report, onnx_latency_ms, write_report
 from training.export import bundle_size_mb, export_bundle, install_bundle
 from training.tracking import Tracker
-from training.train import prepare, split_probs, train
+from training.train import prepare, split_log_probs, train
+
+
+def headline(part: dict) -> dict:
+    """The scalar metrics of a part's views (all, game), without tables or diagrams."""
+    def scalars(m: dict) -> dict:
+        return {k: v for k, v in m.items() if isinstance(v, int | float)}
+    return {"all": scalars(part["all"]), "game": scalars(part["game"]), "macro_source": part["macro_source"],
+            "per_source": {k: scalars(v) for k, v in part["per_source"].items()}}
 
 
 def build_default(cfg: DefaultConfig, retrain: bool = False) -> dict:
     tc = cfg.train
+    if cfg.warmup is not None:
+        if retrain:
+            shutil.rmtree(cfg.warmup.out, ignore_errors=True)
+        train(cfg.warmup)
+        tc.init_head = cfg.warmup.out
     prep = prepare(tc)
     if retrain:
         shutil.rmtree(tc.out, ignore_errors=True)
@@ -28,20 +45,22 @@ def build_default(cfg: DefaultConfig, retrain: bool = False) -> dict:
     from training.train import load_trained
 
     model, _, state = load_trained(run, pretrained_backbone=False)
-    torch_probs = {s: split_probs(model, prep, tc, s) for s in ("val", "test")}
-    torch_report = full_report(prep.index, prep.ds, torch_probs)
-    radius = torch_report["point_radius_km"]
+    torch_lp = {s: split_log_probs(model, prep, tc, s) for s in ("val", "test")}
+    # temperature (per prior) fitted on the world validation only
+    cals = fit_calibrations(prep.index, prep.ds, torch_lp["val"], prep.log_adjust, prep.country_prior)
+    served = "world" if "world" in cals else "none"
+    torch_report = full_report(prep.index, prep.ds, torch_lp, cals, served, prep.country_prior)
 
     # export to a staging folder, measure the graph the companion will run, then move it into place
     staging = Path(cfg.report) / "bundle"
-    export_bundle(run, prep.ds, staging, quantize=cfg.quantize, model_id=cfg.model_id, point_radius_km=radius)
-    # val stays torch (it only chose the radius and the epoch); test is measured on the served graph
-    onnx_probs = {"val": torch_probs["val"], "test": bundle_probs(staging, prep.ds, prep.ds.split("test"))}
-    report = full_report(prep.index, prep.ds, onnx_probs, radius_km=radius)
+    export_bundle(run, prep.ds, staging, quantize=cfg.quantize, model_id=cfg.model_id, calibrations=cals, prior=served)
+    # val stays torch (it chose the epoch and the temperatures); test is measured on the served graph
+    onnx_lp = {"val": torch_lp["val"], "test": bundle_log_probs(staging, prep.ds, prep.ds.split("test"))}
+    report = full_report(prep.index, prep.ds, onnx_lp, cals, served, prep.country_prior)
     report.update({
         "backbone": tc.backbone, "size": prep.spec.size, "best_epoch": state["best_epoch"],
         "datalist_sha256": prep.ds.datalist_sha256, "quantized": cfg.quantize,
-        "torch_test": {k: v for k, v in torch_report["test"].items() if k != "per_country"},
+        "torch_test": headline(torch_report["test"]),
         "onnx_latency_ms_b1_2threads": onnx_latency_ms(staging / "model.onnx", prep.spec.size),
         "bundle_mb": bundle_size_mb(staging),
     })
@@ -49,13 +68,14 @@ def build_default(cfg: DefaultConfig, retrain: bool = False) -> dict:
         raise RuntimeError(f"bundle is {report['bundle_mb']:.1f} MB, over {cfg.max_bundle_mb} MB: quantize or "
                            "choose a smaller backbone")
     tracker = Tracker(tc, Path(cfg.report), job="default")
-    tracker.log({f"test_{k}": v for k, v in report["test"].items() if isinstance(v, int | float)})
-    write_report(report, prep.index, prep.ds, onnx_probs["test"], Path(cfg.report), tc, tracker)
+    tracker.log({f"test_game_{k}": v for k, v in report["test"]["game"].items() if isinstance(v, int | float)})
+    served_cal = cals[served]
+    test_probs = np.exp(calibrate(onnx_lp["test"], served_cal["temperature"], served_cal["log_adjust"]))
+    write_report(report, prep.index, prep.ds, test_probs, Path(cfg.report), tc, tracker)
     tracker.finish()
-    metrics = {"split": "test", **{k: v for k, v in report["test"].items() if k != "per_country"},
-               "test_yosshstd": {k: v for k, v in report["test_yosshstd"].items()},
-               "val": {k: v for k, v in report["val"].items()},
-               "per_country": report["test"]["per_country"]}
+    metrics = {"prior": served, "val": headline(report["val"]), "test": headline(report["test"]),
+               "test_yosshstd": {k: v for k, v in report["test_yosshstd"].items() if isinstance(v, int | float)},
+               "per_country_val": report["val"]["all"]["per_country"]}
     meta = load_meta(staging)
     meta.metrics.update(metrics)
     save_meta(staging, meta)

@@ -72,8 +72,8 @@ def cells_geojson(ds: Dataset) -> dict:
 
 
 def export_bundle(run: Path | str, ds: Dataset, out: Path | str, quantize: bool = False,
-                  metrics: dict | None = None, model_id: str | None = None, point_radius_km: float | None = None,
-                  parity_images: list[Path] | None = None) -> Path:
+                  metrics: dict | None = None, model_id: str | None = None, calibrations: dict | None = None,
+                  prior: str | None = None, parity_images: list[Path] | None = None) -> Path:
     """Write the bundle for a run's best checkpoint to `out` (replacing it atomically)."""
     model, cfg, state = load_trained(run)
     spec = input_spec(cfg)
@@ -95,13 +95,12 @@ def export_bundle(run: Path | str, ds: Dataset, out: Path | str, quantize: bool 
         created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
         short = {"vit_small_patch14_dinov2": "dinov2s", "mobilenetv2_100": "mnv2"}.get(
             cfg.backbone, cfg.backbone.replace("tf_efficientnet_", "eff"))
-        meta = bundle_meta(ds, cfg, spec, model_id or f"lf-{short}-cells-{created[:10]}", created)
+        prior = prior or ("world" if calibrations and "world" in calibrations else "none")
+        meta = bundle_meta(ds, cfg, spec, model_id or f"lf-{short}-cells-{created[:10]}", created, calibrations, prior)
         meta.metrics = dict(metrics or {})
         meta.metrics["onnx_parity_max_abs_fp32"] = diff
         meta.config = {**cfg.to_dict(), "quantized": "int8-dynamic" if quantize else "fp32",
                        "best_epoch": state["best_epoch"]}
-        if point_radius_km is not None:
-            meta.point_radius_km = point_radius_km
         meta.model_sha256 = file_sha256(fp32)
         save_meta(tmp, meta)
         (tmp / "cells.geojson").write_text(json.dumps(cells_geojson(ds), separators=(",", ":")), encoding="utf-8")

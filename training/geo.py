@@ -11,10 +11,10 @@ from collections import defaultdict
 
 import numpy as np
 
-from companion.posterior import CellIndex, haversine_km, log_softmax, pool_log_probs
+from companion.posterior import GEOGUESSR_SCALE_KM, CellIndex, haversine_km, log_softmax, pool_log_probs
 
-GEOGUESSR_SCALE_KM = 1492.7
 WITHIN_KM = (1, 25, 200, 750, 2500)
+ECE_BINS = 15
 
 
 def geoguessr_score(km) -> np.ndarray:
@@ -55,28 +55,62 @@ def topk_hit(scores: np.ndarray, truth: np.ndarray, k: int) -> np.ndarray:
     return (top == truth[:, None]).any(axis=1) & (truth >= 0)
 
 
+def weighted_mean(x, w) -> float:
+    return float(np.sum(np.asarray(x, np.float64) * w) / np.sum(w))
+
+
+def weighted_median(x, w) -> float:
+    order = np.argsort(x, kind="stable")
+    cum = np.cumsum(np.asarray(w, np.float64)[order])
+    return float(np.asarray(x)[order][np.searchsorted(cum, cum[-1] / 2)])
+
+
+def reliability(confidence, correct, weights=None, bins: int = ECE_BINS) -> tuple[float, list[dict]]:
+    """Expected calibration error of the top answer and the reliability diagram's bins
+    (equal-width in confidence; weighted when `weights` is given)."""
+    confidence, correct = np.asarray(confidence, np.float64), np.asarray(correct, np.float64)
+    w = np.ones_like(confidence) if weights is None else np.asarray(weights, np.float64)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    ece, rows = 0.0, []
+    for b in range(bins):
+        m = which == b
+        if not m.any() or w[m].sum() == 0:
+            continue
+        conf, acc, share = weighted_mean(confidence[m], w[m]), weighted_mean(correct[m], w[m]), w[m].sum() / w.sum()
+        ece += share * abs(conf - acc)
+        rows.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "confidence": conf, "accuracy": acc,
+                     "share": float(share), "n": int(m.sum())})
+    return float(ece), rows
+
+
 def balanced_accuracy(pred: np.ndarray, truth: np.ndarray) -> float:
     """Mean over the true classes present of the per-class recall."""
     recalls = [float((pred[truth == c] == c).mean()) for c in np.unique(truth)]
     return float(np.mean(recalls)) if recalls else float("nan")
 
 
-def predict_points(index: CellIndex, probs: np.ndarray, radius_km: float) -> tuple[np.ndarray, np.ndarray]:
-    pts = np.array([index.point(p, radius_km) for p in probs]) if len(probs) else np.zeros((0, 2))
+def predict_points(index: CellIndex, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The served pin (expected-score maximizer) of every row, in chunks to bound memory."""
+    pts = [p for b in range(0, len(probs), 256) for p in index.points(probs[b:b + 256])]
+    pts = np.array(pts) if pts else np.zeros((0, 2))
     return pts[:, 0], pts[:, 1]
 
 
-METRIC_KEYS = ("country_top1", "country_top3", "country_top5", "country_balanced_acc", "region_top1", "region_top5",
-               "cell_top1", "cell_top5", "median_km", "mean_km", "geoguessr_score")
+METRIC_KEYS = ("country_top1", "country_top1_se", "country_top3", "country_top5", "country_top5_se",
+               "country_balanced_acc", "region_top1", "region_top5", "cell_top1", "cell_top5", "median_km", "mean_km",
+               "geoguessr_score", "geoguessr_score_se", "ece", "mean_confidence")
 
 
 def evaluate_probs(index: CellIndex, probs: np.ndarray, lat, lng, country: list[str], region: list[str | None],
-                   cell: np.ndarray, radius_km: float, with_table: bool = True) -> dict:
-    """All reported metrics for per-image cell probabilities [N, C] against the truth."""
-    if len(probs) == 0:
+                   cell: np.ndarray, with_table: bool = True, weights: np.ndarray | None = None) -> dict:
+    """All reported metrics for per-image cell probabilities [N, C] against the truth; with `weights`
+    (e.g. the game's country mix over ours) every mean, the median and the ECE are weighted."""
+    if len(probs) == 0 or (weights is not None and np.sum(weights) <= 0):
         # an empty part (e.g. a test split without yosshstd images) reports n = 0 and NaNs, not a crash
-        empty = {k: math.nan for k in METRIC_KEYS} | {"n": 0, "point_radius_km": radius_km}
+        empty = {k: math.nan for k in METRIC_KEYS} | {"n": len(probs), "n_eff": 0.0, "reliability": []}
         return empty | {f"within_{r}km": math.nan for r in WITHIN_KM} | ({"per_country": []} if with_table else {})
+    w = np.ones(len(probs)) if weights is None else np.asarray(weights, np.float64)
     lat, lng, cell = np.asarray(lat, np.float64), np.asarray(lng, np.float64), np.asarray(cell)
     ci = {c: i for i, c in enumerate(index.country_codes)}
     ri = {r: i for i, r in enumerate(index.region_codes)}
@@ -84,29 +118,44 @@ def evaluate_probs(index: CellIndex, probs: np.ndarray, lat, lng, country: list[
     r_true = np.array([ri.get(r, -1) if r else -1 for r in region])
     c_probs = np.stack([index.country_probs(p) for p in probs])
     r_probs = probs @ index.cell_region
-    plat, plng = predict_points(index, probs, radius_km)
+    plat, plng = predict_points(index, probs)
     km = haversine_km(lat, lng, plat, plng)
     c_pred = c_probs.argmax(axis=1)
+    hit1 = topk_hit(c_probs, c_true, 1)
+    ece, bins = reliability(c_probs.max(axis=1), hit1, w)
     m = {
         "n": int(len(probs)),
-        "country_top1": float(topk_hit(c_probs, c_true, 1).mean()),
-        "country_top3": float(topk_hit(c_probs, c_true, 3).mean()),
-        "country_top5": float(topk_hit(c_probs, c_true, 5).mean()),
+        "n_eff": float(w.sum() ** 2 / (w ** 2).sum()),
+        "country_top1": weighted_mean(hit1, w),
+        "country_top1_se": weighted_se(hit1, w),
+        "country_top3": weighted_mean(topk_hit(c_probs, c_true, 3), w),
+        "country_top5": weighted_mean(topk_hit(c_probs, c_true, 5), w),
+        "country_top5_se": weighted_se(topk_hit(c_probs, c_true, 5), w),
         "country_balanced_acc": balanced_accuracy(c_pred, c_true),
-        "region_top1": float(topk_hit(r_probs, r_true, 1).mean()),
-        "region_top5": float(topk_hit(r_probs, r_true, 5).mean()),
-        "cell_top1": float(topk_hit(probs, cell, 1).mean()),
-        "cell_top5": float(topk_hit(probs, cell, 5).mean()),
-        "median_km": float(np.median(km)),
-        "mean_km": float(np.mean(km)),
-        "geoguessr_score": float(geoguessr_score(km).mean()),
-        "point_radius_km": radius_km,
+        "region_top1": weighted_mean(topk_hit(r_probs, r_true, 1), w),
+        "region_top5": weighted_mean(topk_hit(r_probs, r_true, 5), w),
+        "cell_top1": weighted_mean(topk_hit(probs, cell, 1), w),
+        "cell_top5": weighted_mean(topk_hit(probs, cell, 5), w),
+        "median_km": weighted_median(km, w),
+        "mean_km": weighted_mean(km, w),
+        "geoguessr_score": weighted_mean(geoguessr_score(km), w),
+        "geoguessr_score_se": weighted_se(geoguessr_score(km), w),
+        "ece": ece,
+        "mean_confidence": weighted_mean(c_probs.max(axis=1), w),
+        "reliability": bins,
     }
     for r in WITHIN_KM:
-        m[f"within_{r}km"] = float((km <= r).mean())
+        m[f"within_{r}km"] = weighted_mean(km <= r, w)
     if with_table:
         m["per_country"] = per_country_table(country, c_pred, c_true, km, index)
     return m
+
+
+def weighted_se(x, w) -> float:
+    """Standard error of a weighted mean (the 95% interval is ±1.96 SE; n is small, so report it)."""
+    x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
+    m = weighted_mean(x, w)
+    return float(np.sqrt(np.sum((w * (x - m)) ** 2)) / np.sum(w))
 
 
 def per_country_table(country: list[str], c_pred, c_true, km, index: CellIndex) -> list[dict]:
@@ -131,15 +180,3 @@ def _most_common(items: list[str]) -> str:
     for i in items:
         counts[i] += 1
     return max(sorted(counts), key=lambda k: counts[k])
-
-
-def tune_radius(index: CellIndex, probs: np.ndarray, lat, lng,
-                grid=(0.0, 100, 200, 400, 800, 1600, 2400, 3200, 5000)) -> float:
-    """The point-estimate radius with the best mean GeoGuessr score (call on validation only)."""
-    best, best_score = grid[0], -math.inf
-    for r in grid:
-        plat, plng = predict_points(index, probs, r)
-        score = geoguessr_score(haversine_km(lat, lng, plat, plng)).mean()
-        if score > best_score:
-            best, best_score = r, score
-    return float(best)

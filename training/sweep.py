@@ -9,11 +9,9 @@ from __future__ import annotations
 import json
 
 from training.config import DefaultConfig, TrainConfig
-from training.evaluate import subset_metrics
-from training.geo import tune_radius
 
 REPORTED = ("country_top1", "country_top5", "country_balanced_acc", "region_top1", "cell_top1", "median_km",
-            "geoguessr_score")
+            "geoguessr_score", "ece")
 
 
 # Settings that change what `prepare` builds (the data or its features): not sweepable over one prepared dataset.
@@ -26,7 +24,7 @@ def sweep(config: str, overrides: list[dict], mixes: list[float], out: str = "wo
 
     A head with a country head is scored at every `mixes` weight: the mix only changes the served output.
     """
-    from training.train import load_trained, prepare, split_probs, train
+    from training.train import load_trained, prepare, selection_metrics, split_log_probs, train
 
     base = DefaultConfig.load(config).train.to_dict() | {"resume": False, "wandb": "disabled"}
     prep, rows = None, []
@@ -39,13 +37,11 @@ def sweep(config: str, overrides: list[dict], mixes: list[float], out: str = "wo
                              "feature cache; run `python -m training train` for that instead")
         prep = prep or prepare(cfg)
         model, _, state = load_trained(train(cfg, prep), pretrained_backbone=False)
-        val = prep.ds.split("val")
-        lat, lng = [s.lat for s in val], [s.lng for s in val]
         for mix in mixes if cfg.head.country else [None]:
             if mix is not None:
                 model.head.country_mix.fill_(mix)
-            probs = split_probs(model, prep, cfg, "val")
-            metrics = subset_metrics(prep.index, val, probs, tune_radius(prep.index, probs, lat, lng), table=False)
+            # the world validation, game-weighted, with the prior applied: what early stopping maximizes
+            metrics = selection_metrics(prep, split_log_probs(model, prep, cfg, "val"))
             row = {"override": override, "mix": mix, "best_epoch": state["best_epoch"]}
             row |= {k: round(metrics[k], 4) for k in REPORTED}
             print(json.dumps(row), flush=True)

@@ -24,15 +24,17 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from companion.bundle import BundleMeta, InputMeta
+from companion.bundle import BundleMeta, Calibration, InputMeta
 from companion.posterior import CellIndex
 from companion.preprocess import InputSpec, normalize, tiles_uint8
 from dataprep.cache import tile_reader
+from training.calibration import log_adjustment, train_prior
 from training.config import TrainConfig
-from training.data import Dataset, load_dataset
+from training.data import DataError, Dataset, load_dataset, load_prior
 from training.features import FeatureCache, extract
-from training.geo import evaluate_probs, pooled_log_probs, smoothed_targets
+from training.geo import pooled_log_probs, smoothed_targets
 from training.models import GeoModel, Head, Parts, backbone_defaults, create_backbone
+from training.stages import StageCache, Top, build_stage_cache
 from training.tracking import Tracker
 
 
@@ -49,7 +51,7 @@ def _finished(state: dict, cfg: TrainConfig) -> bool:
 
 
 # Settings that may change between a run and its resumption without changing what is trained.
-RESUMABLE_CHANGES = {"resume", "epochs", "patience", "max_steps", "wandb", "out", "features_dir"}
+RESUMABLE_CHANGES = {"resume", "epochs", "patience", "max_steps", "wandb", "out", "features_dir", "stages_dir"}
 
 
 def _config_changes(saved: dict, current: dict) -> list[str]:
@@ -59,6 +61,19 @@ def _config_changes(saved: dict, current: dict) -> list[str]:
 
 def rank_world() -> tuple[int, int]:
     return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+def device() -> torch.device:
+    """The GPU when there is one (this rank's, under torchrun), else the CPU: the same code runs on both."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def _run(module: nn.Module, x: np.ndarray) -> np.ndarray:
+    """module(x) on the training device, back as a NumPy array."""
+    dev = next(iter(module.parameters()), torch.zeros(0)).device
+    return module(torch.from_numpy(x).to(dev)).float().cpu().numpy()
 
 
 def init_distributed() -> None:
@@ -73,17 +88,21 @@ def input_spec(cfg: TrainConfig) -> InputSpec:
     return InputSpec(size=cfg.size or d["size"], mean=tuple(d["mean"]), std=tuple(d["std"]))
 
 
-def bundle_meta(ds: Dataset, cfg: TrainConfig, spec: InputSpec, model_id: str, created: str) -> BundleMeta:
+def bundle_meta(ds: Dataset, cfg: TrainConfig, spec: InputSpec, model_id: str, created: str,
+                calibrations: dict[str, dict] | None = None, prior: str = "none") -> BundleMeta:
+    cals = {name: Calibration(temperature=c["temperature"],
+                              log_adjust=None if c["log_adjust"] is None else [round(float(v), 6) for v in c["log_adjust"]])
+            for name, c in (calibrations or {"none": {"temperature": 1.0, "log_adjust": None}}).items()}
     return BundleMeta(
         model_id=model_id, created=created, backbone=cfg.backbone,
         input=InputMeta(size=spec.size, mean=spec.mean, std=spec.std),
         countries=ds.countries, regions=ds.regions, cells=ds.cells,
-        datalist_sha256=ds.datalist_sha256, config=cfg.to_dict(),
+        datalist_sha256=ds.datalist_sha256, config=cfg.to_dict(), calibrations=cals, prior=prior,
     )
 
 
 def cell_index(ds: Dataset) -> CellIndex:
-    return CellIndex.from_meta(bundle_meta(ds, TrainConfig(), InputSpec(), "eval", ""))
+    return CellIndex.from_cells(ds.cells, [c.code for c in ds.countries], [r.code for r in ds.regions])
 
 
 def sample_weights(ds: Dataset, train: list, power: float) -> np.ndarray:
@@ -111,6 +130,29 @@ class Prepared:
     index: CellIndex
     cache: FeatureCache | None
     read_tiles: Callable[[str], np.ndarray] | None = None   # dataprep's packed cache, when built
+    stages: StageCache | None = None                       # fine-tuning from a stage cache (cfg.cut)
+    log_adjust: np.ndarray | None = None                   # log π_game − log π_train per cell; None: no prior
+    country_prior: dict[str, float] | None = None          # the game's country mix (game-weighted metrics)
+
+
+def targets_and_weights(ds: Dataset, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The train split's smoothed cell targets [N, C] and sample weights [N], as the loss sees them."""
+    train = ds.split("train")
+    cell_lat, cell_lng = ds.cell_latlng()
+    targets = smoothed_targets([s.lat for s in train], [s.lng for s in train], [s.cell for s in train],
+                               cell_lat, cell_lng, cfg.tau_km)
+    return targets, sample_weights(ds, train, cfg.balance)
+
+
+def game_prior(ds: Dataset, cfg: TrainConfig) -> tuple[np.ndarray | None, dict | None]:
+    """(log π_game − log π_train per cell, the game's country mix) from dataprep's prior.json, or (None, None)."""
+    doc = load_prior(ds.manifest)
+    if doc is None:
+        return None, None
+    if len(doc["cells"]) != len(ds.cells):
+        raise DataError(f"prior.json has {len(doc['cells'])} cells, the dataset {len(ds.cells)}: rebuild the dataset")
+    targets, weights = targets_and_weights(ds, cfg)
+    return log_adjustment(np.asarray(doc["cells"]), train_prior(targets, weights)), doc["countries"]
 
 
 def prepare(cfg: TrainConfig) -> Prepared:
@@ -123,8 +165,18 @@ def prepare(cfg: TrainConfig) -> Prepared:
     if cfg.select not in ("geoguessr_score", "country_top1", "country_balanced_acc", "cell_top1"):
         raise ValueError(f"select={cfg.select!r}: use geoguessr_score, country_top1, country_balanced_acc or cell_top1")
     rank, _ = rank_world()
-    cache = None
-    if cfg.frozen:
+    cache, stages = None, None
+    if cfg.cut is not None and cfg.frozen:
+        raise ValueError("cut is for fine-tuning: set frozen=false")
+    if cfg.cut is not None:
+        images = [(s.id, ds.image(s)) for s in ds.samples]
+        build = lambda: build_stage_cache(images, cfg.backbone, Path(cfg.stages_dir), cfg.cut, cfg.views, cfg.seed,  # noqa: E731
+                                          cfg.weights, spec.size, read_tiles)
+        stages = build() if rank == 0 else None
+        if dist.is_initialized():
+            dist.barrier()
+            stages = stages or build()
+    elif cfg.frozen:
         images = [(s.id, ds.image(s)) for s in ds.samples]
         if rank == 0:
             cache = extract(images, cfg.backbone, Path(cfg.features_dir), cfg.weights, spec.size,
@@ -136,7 +188,8 @@ def prepare(cfg: TrainConfig) -> Prepared:
                             read_tiles=read_tiles)
     else:
         create_backbone(cfg.backbone, cfg.weights, spec.size)  # missing weights → error now
-    return Prepared(ds, spec, cell_index(ds), cache, read_tiles)
+    log_adjust, country_prior = game_prior(ds, cfg)
+    return Prepared(ds, spec, cell_index(ds), cache, read_tiles, stages, log_adjust, country_prior)
 
 
 def cell_countries(ds: Dataset) -> list[int]:
@@ -200,7 +253,7 @@ def tile_logits(model: nn.Module, ds: Dataset, samples: list, spec: InputSpec, b
     def flush():
         if pending:
             with torch.inference_mode():
-                out.append(model(torch.from_numpy(normalize(np.concatenate(pending), spec))).numpy())
+                out.append(_run(model, normalize(np.concatenate(pending), spec)))
             owner.extend(pending_owner)
             pending.clear()
             pending_owner.clear()
@@ -230,25 +283,55 @@ def lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
     return f
 
 
-def split_probs(model: nn.Module, prep: Prepared, cfg: TrainConfig, split: str) -> np.ndarray:
-    """Per-image cell probabilities for a split, tiles pooled as the companion pools them."""
+def split_log_probs(model: nn.Module, prep: Prepared, cfg: TrainConfig, split: str) -> np.ndarray:
+    """Per-image pooled cell log-probabilities of a split (uncalibrated), tiles pooled as the companion pools them."""
     samples = prep.ds.split(split)
+    head = model.head if isinstance(model, GeoModel) else model
     if cfg.frozen:
         rows, owner = prep.cache.rows([s.id for s in samples])
-        head = model.head if isinstance(model, GeoModel) else model
         head.eval()
         with torch.inference_mode():
-            logits = head(torch.from_numpy(np.asarray(prep.cache.features[rows], np.float32))).numpy()
+            logits = _run(head, np.asarray(prep.cache.features[rows], np.float32))
+    elif prep.stages is not None:
+        # view 0 of each tile is exactly the served tile: the trunk's output for it, then the trained top
+        tiles, owner = prep.stages.tile_rows([s.id for s in samples])
+        top = Top(model.backbone, cfg.cut).eval()
+        head.eval()
+        out = []
+        with torch.inference_mode():
+            for b in range(0, len(tiles), 256):
+                acts = np.asarray(prep.stages.acts[prep.stages.rows(tiles[b:b + 256])], np.float32)
+                out.append(_run(nn.Sequential(top, head), acts))
+        logits = np.concatenate(out) if out else np.zeros((0, len(prep.ds.cells)), np.float32)
     else:
         logits, owner = tile_logits(model, prep.ds, samples, prep.spec)
-    return np.exp(pooled_log_probs(logits, owner, len(samples)))
+    return pooled_log_probs(logits, owner, len(samples))
 
 
-def split_metrics(prep: Prepared, probs: np.ndarray, split: str, radius_km: float, table: bool = False) -> dict:
-    samples = prep.ds.split(split)
-    return evaluate_probs(prep.index, probs, [s.lat for s in samples], [s.lng for s in samples],
-                          [s.country for s in samples], [s.adm1_code for s in samples],
-                          np.array([s.cell for s in samples]), radius_km, with_table=table)
+def split_probs(model: nn.Module, prep: Prepared, cfg: TrainConfig, split: str) -> np.ndarray:
+    """Per-image cell probabilities of a split as the model outputs them (no temperature, no prior)."""
+    return np.exp(split_log_probs(model, prep, cfg, split))
+
+
+def selection_metrics(prep: Prepared, log_probs: np.ndarray) -> dict:
+    """What early stopping sees: the world validation, game-weighted, with the game's prior applied."""
+    from companion.posterior import calibrate
+    from training.evaluate import game_weights, subset_metrics
+
+    val = prep.ds.split("val")
+    probs = np.exp(calibrate(log_probs, 1.0, prep.log_adjust))
+    return subset_metrics(prep.index, val, probs, weights=game_weights(val, prep.country_prior))
+
+
+class TopParts(nn.Module):
+    """Stage-cache fine-tuning: trunk activations → (cell logits, country logits or None)."""
+
+    def __init__(self, top: nn.Module, head: Head):
+        super().__init__()
+        self.top, self.head = top, head
+
+    def forward(self, acts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.head.parts(self.top(acts))
 
 
 def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
@@ -261,10 +344,7 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     train_samples = ds.split("train")
-    cell_lat, cell_lng = ds.cell_latlng()
-    targets = smoothed_targets([s.lat for s in train_samples], [s.lng for s in train_samples],
-                               [s.cell for s in train_samples], cell_lat, cell_lng, cfg.tau_km)
-    weights = sample_weights(ds, train_samples, cfg.balance)
+    targets, weights = targets_and_weights(ds, cfg)
     # the country head's target: the smoothed cell target summed per country; its own class weighting
     country_targets = targets @ np.eye(len(ds.countries), dtype=np.float32)[cell_countries(ds)]
     country_weights = sample_weights(ds, train_samples, cfg.balance if cfg.country_balance is None
@@ -292,6 +372,21 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
             if (warm_cfg.backbone, input_spec(warm_cfg).size) != (cfg.backbone, prep.spec.size):
                 raise ValueError(f"init_head {cfg.init_head} was trained on {warm_cfg.backbone} features, not {cfg.backbone}")
             model.head.load_state_dict(warm.head.state_dict())
+    if prep.stages is not None:
+        top = Top(model.backbone, cfg.cut)
+        for p in model.backbone.parameters():
+            p.requires_grad_(False)
+        for p in top.parameters():
+            p.requires_grad_(True)
+        tiles, owner = prep.stages.tile_rows([s.id for s in train_samples])
+        tiles_per = np.bincount(owner, minlength=len(train_samples))
+        y_all, yc_all = torch.from_numpy(targets[owner]), torch.from_numpy(country_targets[owner])
+        w_all = torch.from_numpy(weights[owner] / tiles_per[owner])
+        wc_all = torch.from_numpy(country_weights[owner] / tiles_per[owner])
+        n_items = len(tiles)
+        params = [{"params": top.parameters(), "lr": cfg.backbone_lr},
+                  {"params": model.head.parameters(), "lr": cfg.lr}]
+    elif not cfg.frozen:
         loader_ds = TileDataset(ds, train_samples, np.concatenate([targets, country_targets], 1),
                                 np.stack([weights, country_weights], 1), prep.spec, cfg.augment, prep.read_tiles)
         n_items = len(loader_ds)
@@ -300,6 +395,8 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
 
     per_rank_batch = max(1, cfg.batch_size // world)
     steps_per_epoch = max(1, math.ceil(n_items / (per_rank_batch * world)))
+    dev = device()
+    model.to(dev)   # in place: the parameter groups above stay the optimizer's
     opt = torch.optim.AdamW(params, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, steps_per_epoch))
     state = {"epoch": 0, "step": 0, "best": -math.inf, "best_epoch": -1, "history": []}
@@ -315,7 +412,9 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
         state = ck["state"]
         if rank == 0:
             print(f"resumed {out / 'last.pt'} at epoch {state['epoch']}")
-    net = nn.parallel.DistributedDataParallel(Parts(model)) if world > 1 else Parts(model)
+    parts = TopParts(top, model.head) if prep.stages is not None else Parts(model)
+    ddp_devices = [dev.index] if dev.type == "cuda" else None
+    net = nn.parallel.DistributedDataParallel(parts, device_ids=ddp_devices) if world > 1 else parts
     tracker = Tracker(cfg, out, enabled=rank == 0)
     gen = torch.Generator().manual_seed(cfg.seed)
     for _ in range(state["epoch"]):
@@ -332,7 +431,8 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
         perm = torch.randperm(n_items, generator=gen)
         total, seen = 0.0, 0
         batches = range(steps_per_epoch)
-        for b in tqdm(batches, desc=f"epoch {state['epoch']}", leave=False, disable=rank != 0 or cfg.frozen):
+        for b in tqdm(batches, desc=f"epoch {state['epoch']}", leave=False, disable=rank != 0 or cfg.frozen,
+                      mininterval=10):
             chunk = perm[b * per_rank_batch * world:(b + 1) * per_rank_batch * world]
             if len(chunk) < world:
                 # every rank must step, or DDP's gradient all-reduce waits forever for the idle one
@@ -340,10 +440,17 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
             idx = chunk[rank::world]
             if cfg.frozen:
                 x, y, w, yc, wc = x_all[idx], y_all[idx], w_all[idx], yc_all[idx], wc_all[idx]
+            elif prep.stages is not None:
+                # one of the tile's cached views, drawn afresh every epoch: augmentation at no extra cost
+                view = torch.randint(prep.stages.views, (len(idx),), generator=gen).numpy()
+                rows = prep.stages.rows(tiles[idx.numpy()], view)
+                x = torch.from_numpy(np.asarray(prep.stages.acts[rows], np.float32))
+                y, w, yc, wc = y_all[idx], w_all[idx], yc_all[idx], wc_all[idx]
             else:
                 items = [loader_ds[int(i)] for i in idx]
                 x, y, w = (torch.stack(t) for t in zip(*items, strict=True))
                 y, yc, w, wc = y[:, :len(ds.cells)], y[:, len(ds.cells):], w[:, 0], w[:, 1]
+            x, y, w, yc, wc = (t.to(dev, non_blocking=True) for t in (x, y, w, yc, wc))
             cell_logits, country_logits = net(x)
             loss = _soft_ce(cell_logits, y, w)
             if country_logits is not None:
@@ -358,10 +465,9 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
             if cfg.max_steps and state["step"] >= cfg.max_steps:
                 break
         state["epoch"] += 1
-        probs = split_probs(model, prep, cfg, "val")
-        val = split_metrics(prep, probs, "val", radius_km=0.0)
+        val = selection_metrics(prep, split_log_probs(model, prep, cfg, "val"))
         score = val[cfg.select]
-        row = {"epoch": state["epoch"], "train_loss": total / max(1, seen), **{f"val_{k}": v for k, v in val.items()}}
+        row = {"epoch": state["epoch"], "train_loss": total / max(1, seen), **{f"val_{k}": v for k, v in val.items() if isinstance(v, int | float)}}
         state["history"].append(row)
         improved = score > state["best"]
         if improved:
@@ -374,9 +480,9 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
                 _atomic_save({"model": model.state_dict(), "config": cfg.to_dict(), "state": state,
                               "feature_dim": _head_in(model)}, out / "best.pt")
             _atomic_save(ck, out / "last.pt")
-            print(f"epoch {state['epoch']:3d} loss {row['train_loss']:.4f} val {cfg.select} {score:.4f}"
-                  f" country@1 {val['country_top1']:.3f} bal {val['country_balanced_acc']:.3f}"
-                  f" median {val['median_km']:.0f} km{'  *' if improved else ''}", flush=True)
+            print(f"epoch {state['epoch']:3d} loss {row['train_loss']:.4f} world val (game-weighted) {cfg.select} "
+                  f"{score:.4f} country@1 {val['country_top1']:.3f} @5 {val['country_top5']:.3f}"
+                  f" median {val['median_km']:.0f} km ECE {val['ece']:.3f}{'  *' if improved else ''}", flush=True)
     if world > 1:
         _check_ranks_agree(model, out, rank, world)
     tracker.finish({"best_" + cfg.select: state["best"], "best_epoch": state["best_epoch"]})
