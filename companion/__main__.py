@@ -14,12 +14,14 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _engine(args):
+    from companion.bundle_check import check_bundle
     from companion.engine import Engine
 
     try:
+        check_bundle(args.model)
         return Engine(args.model, threads=args.threads, prior=args.prior)
     except (FileNotFoundError, ValueError) as e:
-        print(f"error: cannot load the model bundle: {e}", file=sys.stderr)
+        print(f"error: cannot load the model bundle: {' '.join(str(e).split())}", file=sys.stderr)
         if Path(args.model) == DEFAULT_BUNDLE:
             print("  (the default bundle is built by `make model`; or pass --model PATH)", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
@@ -31,11 +33,13 @@ def cmd_serve(args) -> int:
     from companion.config import pairing_token
     from companion.play import Play
     from companion.server import Settings, create_app
+    from companion.transport import protocols
 
     engine = _engine(args)
     settings = Settings(token=pairing_token(args.token), host=args.host, port=args.port, rate_per_s=args.rate_limit,
                         rate_burst=max(1, int(2 * args.rate_limit)), max_frame_bytes=args.max_frame_bytes,
-                        max_pixels=args.max_pixels)
+                        max_pixels=args.max_pixels, max_connections=_connection_cap(args.max_connections),
+                        header_timeout=args.header_timeout)
     try:
         play = Play(engine, source=args.play, db=args.db)
     except (FileNotFoundError, ValueError) as e:
@@ -48,16 +52,31 @@ def cmd_serve(args) -> int:
             await super().startup(sockets)
             if self.started:
                 settings.port = self.servers[0].sockets[0].getsockname()[1]  # --port 0 picks a free one
-                print(f"Lost & Found companion on http://{_url_host(settings.host)}:{settings.port} "
-                      f"(token: {settings.token}) model {engine.model_id}", flush=True)
+                base = f"http://{_url_host(settings.host)}:{settings.port}"
+                print(f"Lost & Found companion on {base} (token: {settings.token}) model {engine.model_id}\n"
+                      f"web UI: {base}/?token={settings.token}", flush=True)
 
-    # a small receive queue bounds each connection's memory (8 frames at most); frames are already
-    # compressed, so permessage-deflate would only burn CPU
+    # frames are already compressed, so permessage-deflate would only burn CPU; the server reads at
+    # most a few messages ahead per connection (server.MAX_INBOX), the protocols bound the rest
+    http, ws = protocols(settings.max_connections, settings.header_timeout)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
-                            ws_max_size=settings.max_frame_bytes + 64 * 1024, ws_max_queue=8,
+                            http=http, ws=ws, backlog=settings.max_connections,
+                            ws_max_size=settings.max_frame_bytes + 64 * 1024,
                             ws_per_message_deflate=False, ws_ping_interval=20, ws_ping_timeout=20)
     Server(config).run()
     return EXIT_OK
+
+
+def _connection_cap(wanted: int) -> int:
+    """Connections held open stay well below the file-descriptor limit (the model, logs and the
+    sockets being accepted need some), so a flood of sockets is refused instead of hitting EMFILE."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):  # no resource module on Windows
+        return wanted
+    return wanted if soft == resource.RLIM_INFINITY else max(8, min(wanted, (soft - 64) // 2))
 
 
 def _url_host(host: str) -> str:
@@ -134,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate-limit", type=float, default=30.0, help="messages per second per websocket connection")
     p.add_argument("--max-frame-bytes", type=int, default=8 * 1024 * 1024)
     p.add_argument("--max-pixels", type=int, default=4096 * 4096)
+    p.add_argument("--max-connections", type=int, default=128, help="open connections at most (also kept under half the fd limit)")
+    p.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a connection may take to send its request, or idle between requests")
     p.add_argument("--play", type=Path, default=None, help="Play images: a manifest.jsonl or a folder of <id>.json + image")
     p.add_argument("--db", type=Path, default=None, help="Play scores SQLite (default: in the user data dir)")
     p.add_argument("--log-level", default="warning")

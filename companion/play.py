@@ -191,10 +191,12 @@ class Guess(BaseModel):
     guesses: list[str] = Field(min_length=1, max_length=GUESSES)
 
 
-def mount_play(app: FastAPI, play: Play, authorized, run) -> None:
+def mount_play(app: FastAPI, play: Play, authorized, run, read_json) -> None:
     """The Play HTTP API (the web UI's Play tab drives it; writes need the pairing token).
 
-    authorized(request) checks the token; run(fn, *args) runs blocking work off the event loop.
+    authorized(request) checks the token; run(fn, *args) runs blocking work off the event loop;
+    await read_json(request, Model) reads a small JSON body (size-limited; None when empty). Bodies
+    are read only after the token check: an unauthenticated body of any size is never parsed.
     """
 
     def error(status: int, code: str, message: str) -> JSONResponse:
@@ -205,11 +207,12 @@ def mount_play(app: FastAPI, play: Play, authorized, run) -> None:
         return [{"code": c, "name": n} for c, n in sorted(play.names.items(), key=lambda kv: kv[1])]
 
     @app.post("/v1/play/round")
-    async def new_round(request: Request, body: NewRound | None = None):
+    async def new_round(request: Request):
         if not authorized(request):
             return error(401, "unauthorized", "missing or wrong pairing token")
+        body = await read_json(request, NewRound) or NewRound()
         try:
-            return await run(play.new_round, (body or NewRound()).player)
+            return await run(play.new_round, body.player)
         except LookupError as e:
             return error(404, "bad_message", str(e))
 
@@ -221,9 +224,12 @@ def mount_play(app: FastAPI, play: Play, authorized, run) -> None:
         return FileResponse(im.path)
 
     @app.post("/v1/play/guess")
-    async def guess(request: Request, body: Guess):
+    async def guess(request: Request):
         if not authorized(request):
             return error(401, "unauthorized", "missing or wrong pairing token")
+        body = await read_json(request, Guess)
+        if body is None:
+            return error(400, "bad_message", 'the body is {"round": ROUND, "guesses": [COUNTRY, ...]}')
         im = await run(play.image_of, body.round)
         if im is None:
             return error(404, "bad_message", f"no round {body.round!r}")

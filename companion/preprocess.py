@@ -67,7 +67,9 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, min_side: int | None
         raise
     except UnidentifiedImageError:
         raise ImageError("not a JPEG, PNG or WebP image") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError:  # Pillow's own limit (~179 Mpx) is still the pixel limit to the client
+        raise ImageTooLarge(f"image has more than {max_pixels} pixels") from None
+    except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"cannot decode image: {e}") from e
     if w < 16 or h < 16:
         raise ImageError(f"image is {w}x{h}, too small")

@@ -7,7 +7,7 @@ Client → server, one binary message per frame:
     uint32 big-endian N | N bytes of UTF-8 JSON `FrameHeader` | image bytes (JPEG, PNG or WebP)
 Client → server, text: a JSON `ClientControl` (ping, reset a round).
 Server → client, text: a JSON `Prediction` for every frame, or an `ErrorMessage` (the connection
-stays open after an error), or a `Pong`.
+stays open after an error), or `Superseded` (a newer frame of its round came before its turn), or a `Pong`.
 """
 
 from __future__ import annotations
@@ -80,6 +80,17 @@ class ErrorMessage(BaseModel):
     code: ErrorCode
     message: str
     frame: int | None = None
+
+
+class Superseded(BaseModel):
+    """The answer to a frame that was still waiting for the model when a newer frame of the same round
+    arrived on its connection: the newer view wins and this one is skipped (it is not pooled)."""
+
+    type: Literal["superseded"] = "superseded"
+    v: int = PROTOCOL_VERSION
+    round: str
+    frame: int
+    by: int                         # the newer frame
 
 
 class Pong(BaseModel):

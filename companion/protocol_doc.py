@@ -8,11 +8,12 @@ import json
 import typing
 
 from companion import protocol
-from companion.server import CLOSE_UNAUTHORIZED, MAX_HEADER_BYTES, Settings
+from companion.server import CLOSE_UNAUTHORIZED, MAX_HEADER_BYTES, MAX_INBOX, MAX_JSON_BODY, Settings
+from companion.transport import CLOSE_TIMEOUT
 
 MODELS = [
     ("Client → server", [protocol.FrameHeader, protocol.ClientControl]),
-    ("Server → client", [protocol.Prediction, protocol.ErrorMessage, protocol.Pong]),
+    ("Server → client", [protocol.Prediction, protocol.ErrorMessage, protocol.Superseded, protocol.Pong]),
     ("Parts of a prediction", [protocol.CountryP, protocol.RegionP, protocol.CellP, protocol.Point]),
 ]
 
@@ -35,7 +36,14 @@ The companion listens on `127.0.0.1` (port 8765 by default). Every request passe
    (`$LF_CONFIG_DIR/token`, else platformdirs' `user_config_dir("lostandfound")/token`), printed by
    `python -m companion serve` and shown in the web UI; `--token` or `$LF_TOKEN` override it.
    Websocket: `/ws?token=TOKEN` (browsers cannot set websocket headers). HTTP: `Authorization:
-   Bearer TOKEN`, `X-LF-Token: TOKEN` or `?token=TOKEN`.
+   Bearer TOKEN`, `X-LF-Token: TOKEN` or `?token=TOKEN`. The token is never sent to anyone who did
+   not send it: the web UI gets it only when opened as `/?token=TOKEN` (the URL `serve` prints).
+
+A malformed `Host` or `Origin` (`[evil`, a port that is not a number in 0–65535) is refused like a
+foreign one. Connections: at most {max_connections} open at once (fewer when the process's file limit is low);
+one that has not sent a whole request within {header_timeout:g} s, or idles that long between requests,
+is closed, and at the cap the oldest such idle connection is closed to admit a new one. A request
+body must arrive within {body_timeout:g} s.
 
 ## Websocket `/ws?token=TOKEN`
 
@@ -45,7 +53,13 @@ The companion listens on `127.0.0.1` (port 8765 by default). Every request passe
   `uint32 big-endian N | N bytes of UTF-8 JSON FrameHeader | image bytes (JPEG, PNG or WebP)`,
   with 1 ≤ N ≤ {max_header}. The server answers every frame with exactly one text message: a
   `Prediction` (with the frame's `round` and `frame` echoed) or an `ErrorMessage` (with `frame` when
-  the header could be read). Replies on one connection come in the order of the frames.
+  the header could be read), or a `Superseded`. Replies on one connection come in the order of the frames.
+- **The newest frame wins**: a frame still waiting for the model when a newer frame of the same
+  `round` arrives on its connection is answered `Superseded` (`by`: the newer frame) and skipped: it
+  is not run and not pooled. A frame whose inference has begun is always answered. Connections take
+  turns at the model, one frame each, first come first served, so one client's burst does not delay
+  another's frames. The server reads up to {max_inbox} messages ahead on a connection, then waits for
+  its replies to go out (a client that does not read its replies stops being read).
 - **Rounds**: the answer pools all frames of the same `round` on this connection so far (the mean of
   their cell log-probabilities; `frames` says how many). A connection remembers its last
   {max_rounds} rounds (least recently used are forgotten). Send `{{"type": "reset", "round": "…"}}` to
@@ -56,17 +70,19 @@ The companion listens on `127.0.0.1` (port 8765 by default). Every request passe
   `ErrorMessage` and the next frame is processed normally. The default limits: frames up to
   {max_bytes} bytes, images up to {max_pixels} pixels, {rate:g} messages/s per connection (burst
   {burst}); a message larger than the websocket's maximum message size (frame limit + 64 KiB)
-  closes the connection with code 1009.
+  closes the connection with code 1009 (the server reads and drops the rest of the message, so the
+  close frame is not lost to a reset). A client that neither reads nor completes a close is cut off
+  {close_timeout:g} s after the server's close frame.
 - `latency_ms` is server time from receiving the frame to sending the answer; `point` is the
   probability-weighted centre of the cells near the most likely cell; `cells` are the top cells
   (ids are the feature ids of `GET /v1/model`'s `cells`).
 
 | ErrorMessage.code | meaning |
 |---|---|
-| `bad_message` | a binary message shorter than 4 bytes, or a text message that is not a `ClientControl` |
+| `bad_message` | a binary message shorter than 4 bytes, or a text message that is not a `ClientControl`; over HTTP, a bad query parameter or body |
 | `bad_header` | the header length is out of range or runs past the message, or the header JSON is not a valid `FrameHeader` |
 | `bad_image` | the image bytes are not a decodable JPEG/PNG/WebP (or are smaller than 16×16) |
-| `too_large` | the frame has more bytes or more pixels than allowed |
+| `too_large` | the frame (or an HTTP body) has more bytes, or the image more pixels, than allowed |
 | `rate_limited` | more messages per second than allowed on this connection; the message was dropped |
 | `unauthorized` | a wrong or missing pairing token (or, over HTTP, a refused Host/Origin) |
 | `internal` | a bug; the message says what went wrong |
@@ -77,13 +93,16 @@ The companion listens on `127.0.0.1` (port 8765 by default). Every request passe
 |---|---|---|---|
 | `GET /v1/health` | no | – | `{{"status": "ok", "protocol": {version}, "model": MODEL_ID}}` |
 | `GET /v1/model` | no | – | `{{"model", "backbone", "created", "input", "countries", "regions", "metrics", "cells"}}`; `cells` is a GeoJSON FeatureCollection, properties `{{"id", "country", "name"}}` |
-| `POST /v1/predict[?top_k=K]` | yes | the image bytes (any content type) | a `Prediction` (`round`, `frame` null, `frames` 1); errors: 400/401/413 with an `ErrorMessage` |
-| `GET /` | no | – | the web UI (drop/paste an image; Play) |
+| `POST /v1/predict[?top_k=K]` | yes | the image bytes (any content type), K in 1–50 | a `Prediction` (`round`, `frame` null, `frames` 1); errors: 400/401/408/413 with an `ErrorMessage` |
+| `GET /[?token=TOKEN]` | no | – | the web UI (drop/paste an image; Play); with the right token the page holds it |
 | `POST /v1/play/round` | yes | `{{"player": NAME}}` (optional) | `{{"round", "image", "remaining", "total"}}` |
 | `GET /v1/play/image/ROUND` | no | – | the round's image |
 | `POST /v1/play/guess` | yes | `{{"round": ROUND, "guesses": [up to 5 countries, names or ISO codes, in order]}}` | `{{"truth", "guesses", "model", "score"}}` |
 | `GET /v1/play/scores[?player=NAME]` | no | – | `{{"rounds", "human": {{"top1", "top3", "top5"}}, "model": {{…}}}}` |
 | `GET /v1/play/countries` | no | – | `[{{"code", "name"}}]`, for the guess inputs |
+
+Play bodies are JSON of at most {max_json} bytes, read only after the token check; errors are
+`{{"type": "error", "code", "message"}}` with 400/401/404/408/409/413.
 
 ## Example
 
@@ -112,7 +131,8 @@ def render() -> str:
     out = [INTRO.format(
         version=protocol.PROTOCOL_VERSION, close_unauthorized=CLOSE_UNAUTHORIZED, max_header=MAX_HEADER_BYTES,
         max_rounds=s.max_rounds, max_bytes=s.max_frame_bytes, max_pixels=s.max_pixels, rate=s.rate_per_s,
-        burst=s.rate_burst,
+        burst=s.rate_burst, max_connections=s.max_connections, header_timeout=s.header_timeout,
+        body_timeout=s.body_timeout, max_inbox=MAX_INBOX, close_timeout=CLOSE_TIMEOUT, max_json=MAX_JSON_BODY,
     )]
     for title, models in MODELS:
         out.append(f"\n### {title}\n")

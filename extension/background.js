@@ -147,6 +147,8 @@ function onServerMessage(data, markUnauthorized) {
   }
   const target = state.pending.get(msg.frame);
   if (msg.frame != null) state.pending.delete(msg.frame);
+  // a newer frame of the same round came before this one's turn: its answer is on the way, nothing to show
+  if (msg.type === "superseded") return;
   if (msg.type === "error") {
     if (msg.code === "unauthorized") markUnauthorized();
     if (target) api.tabs.sendMessage(target.tabId, { type: "error", code: msg.code, message: msg.message, round: target.round }).catch(() => {});

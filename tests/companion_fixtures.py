@@ -27,7 +27,7 @@ from companion.bundle import DEFAULT_BUNDLE
 
 __all__ = [
     "ROOT", "FIXTURE_IMAGES", "CompanionServer", "frame_bytes", "jpeg_bytes", "main_bundle", "tiny_bundle",
-    "main_server", "tiny_server", "start_server",
+    "main_server", "tiny_server", "start_server", "server_memory_kb",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,8 +86,10 @@ class CompanionServer:
                 self.proc.wait(5)
 
 
-def start_server(bundle: Path, home: Path, *extra: str, token: str | None = "test-token-123") -> CompanionServer:
-    """`python -m companion serve` on a free loopback port; returns once it prints its ready line."""
+def start_server(bundle: Path, home: Path, *extra: str, token: str | None = "test-token-123",
+                 max_fds: int | None = None) -> CompanionServer:
+    """`python -m companion serve` on a free loopback port; returns once it prints its ready line.
+    `max_fds` lowers the process's open-file limit (RLIMIT_NOFILE)."""
     home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, LF_CONFIG_DIR=str(home / "config"), LF_DATA_DIR=str(home / "data"), PYTHONUNBUFFERED="1")
     env.pop("LF_TOKEN", None)
@@ -95,7 +97,13 @@ def start_server(bundle: Path, home: Path, *extra: str, token: str | None = "tes
            "--play", str(ROOT / "tests" / "fixtures" / "images"), *extra]
     if token is not None:
         cmd += ["--token", token]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    def limit_fds():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max_fds, max_fds))
+
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=limit_fds if max_fds else None)
     log: list[str] = []
     found: list[re.Match] = []
 
@@ -136,6 +144,12 @@ def main_server(main_bundle, tmp_path_factory) -> CompanionServer:
 @pytest.fixture(scope="session")
 def tiny_server(tiny_bundle, tmp_path_factory) -> CompanionServer:
     return _shared_server("tiny", tiny_bundle, tmp_path_factory, "--rate-limit", "100000")
+
+
+def server_memory_kb(server: CompanionServer) -> dict[str, int]:
+    """VmRSS and VmHWM (peak) of the server process, from /proc/<pid>/status, in KiB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{server.proc.pid}/status").read_text().splitlines() if ":" in line)
+    return {k: int(fields[k].split()[0]) for k in ("VmRSS", "VmHWM")}
 
 
 def frame_bytes(image: bytes, round_id: str = "r", frame: int = 0, heading: float | None = None, raw_header: bytes | None = None) -> bytes:

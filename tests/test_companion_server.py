@@ -199,7 +199,7 @@ def test_health_model_and_ui(main_server):
     assert m["model"] == h["model"]
     ids = {f["properties"]["id"] for f in m["cells"]["features"]}
     assert ids and ids <= set(range(len(ids) + 10_000))
-    page = httpx.get(f"{main_server.http}/")
+    page = httpx.get(f"{main_server.http}/", params={"token": main_server.token})
     assert page.status_code == 200 and main_server.token in page.text
     for asset in ("app.js", "style.css", "world.json"):
         assert httpx.get(f"{main_server.http}/static/{asset}").status_code == 200

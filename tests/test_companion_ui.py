@@ -67,7 +67,7 @@ def test_predict_page_with_map_and_screenshot(browser, main_server):
     page.on("pageerror", lambda e: errors.append(str(e)))
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
-    page.goto(main_server.http + "/")
+    page.goto(f"{main_server.http}/?token={main_server.token}")
     page.wait_for_selector("body[data-ready='1']", timeout=30_000)
     assert page.text_content("#token") == main_server.token
     assert "model" in page.text_content("#model")
@@ -102,7 +102,7 @@ def test_predict_page_with_map_and_screenshot(browser, main_server):
 
 def test_play_one_round_in_the_page(browser, main_server):
     page = browser.new_page(viewport={"width": 1400, "height": 820})
-    page.goto(main_server.http + "/#play")
+    page.goto(f"{main_server.http}/?token={main_server.token}#play")
     page.wait_for_selector("body[data-ready='1']", timeout=30_000)
     page.fill("#player", "ui-player")
     page.click("#new-round")

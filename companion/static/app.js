@@ -2,7 +2,17 @@
 // Plain JavaScript, no CDN: the world outline and the model's cells come from this server.
 "use strict";
 
-const TOKEN = document.querySelector('meta[name="lf-token"]').content;
+// The server hands the token only to a page opened with it (/?token=..., the URL `serve` prints);
+// the page keeps it in this origin's storage for later visits and drops it from the address bar.
+const TOKEN = (() => {
+  const given = document.querySelector('meta[name="lf-token"]').content;
+  try {
+    if (given) localStorage.setItem("lf-token", given);
+    else return localStorage.getItem("lf-token") || "";
+  } catch { /* storage off: this visit only */ }
+  return given;
+})();
+if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", location.pathname + location.hash);
 const $ = (id) => document.getElementById(id);
 const pct = (p) => (100 * p).toFixed(1) + "%";
 const state = { world: null, cells: null, names: {}, round: null };
@@ -191,7 +201,7 @@ function showTab() {
 }
 
 async function init() {
-  $("token").textContent = TOKEN;
+  $("token").textContent = TOKEN || "not paired: open the web UI URL that `python -m companion serve` prints";
   $("copy-token").onclick = () => navigator.clipboard && navigator.clipboard.writeText(TOKEN);
   window.addEventListener("hashchange", showTab);
   showTab();
