@@ -138,11 +138,7 @@ def test_frame_encoding_is_what_the_companion_parses(tmp_path):
     assert res["flag"] == "🇫🇷" and res["bad"] == "🏳️" and res["base"] == "http://127.0.0.1:8765"
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
-def test_background_opens_one_socket_and_spaces_captures():
-    """background.js under node with stand-ins for the browser: three overlapping connect() calls leave one
-    live socket; three tabs' screenshots at once are taken CAPTURE_INTERVAL_MS apart."""
-    script = """
+BACKGROUND_STANDINS = """
       const fs = require("fs"), vm = require("vm");
       const on = () => ({ addListener() {} });
       const shots = [], sockets = [];
@@ -161,6 +157,14 @@ def test_background_opens_one_socket_and_spaces_captures():
       for (const f of ["shared/settings.js", "shared/protocol.js", "background.js"]) {
         vm.runInThisContext(fs.readFileSync(EXT + "/" + f, "utf8"), { filename: f });
       }
+""".replace("EXT", json.dumps(str(EXTENSION)))
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+def test_background_opens_one_socket_and_spaces_captures():
+    """background.js under node with stand-ins for the browser: three overlapping connect() calls leave one
+    live socket; three tabs' screenshots at once are taken CAPTURE_INTERVAL_MS apart."""
+    script = BACKGROUND_STANDINS + """
       (async () => {
         lfState.tabs.add(1);
         await Promise.all([connect(), connect(), connect()]);
@@ -169,12 +173,35 @@ def test_background_opens_one_socket_and_spaces_captures():
         console.log(JSON.stringify({ live: sockets.filter((s) => s.readyState < 2).length,
                                      gaps: shots.slice(1).map((t, i) => t - shots[i]) }));
       })();
-    """.replace("EXT", json.dumps(str(EXTENSION)))
+    """
     res = json.loads(subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True,
                                     timeout=30).stdout)
     interval = int(re.search(r"CAPTURE_INTERVAL_MS = (\d+)", (EXTENSION / "background.js").read_text()).group(1))
     assert res["live"] == 1
     assert len(res["gaps"]) == 2 and min(res["gaps"]) >= interval - 5, res["gaps"]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+def test_background_passes_over_superseded_replies():
+    """A `superseded` reply (a newer frame of the round came first) shows nothing in the tab; the newer
+    frame's answer and an error still reach it."""
+    script = BACKGROUND_STANDINS + """
+      const sent = [];
+      chrome.tabs.sendMessage = async (tabId, msg) => { sent.push([tabId, msg.type, msg.code || null]); };
+      lfState.pending.set(11, { tabId: 5, round: "r", localFrame: 1 });
+      lfState.pending.set(12, { tabId: 5, round: "r", localFrame: 2 });
+      lfState.pending.set(13, { tabId: 5, round: "r", localFrame: 3 });
+      const mark = () => {};
+      onServerMessage(JSON.stringify({ type: "superseded", v: 1, round: "r", frame: 11, by: 12 }), mark);
+      onServerMessage(JSON.stringify({ type: "prediction", v: 1, round: "r", frame: 12, frames: 1, countries: [],
+        regions: [], point: { lat: 0, lng: 0 }, cells: [], latency_ms: 1, model: "m" }), mark);
+      onServerMessage(JSON.stringify({ type: "error", v: 1, code: "bad_image", message: "x", frame: 13 }), mark);
+      setTimeout(() => console.log(JSON.stringify({ sent, pending: [...lfState.pending.keys()] })), 50);
+    """
+    res = json.loads(subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True,
+                                    timeout=30).stdout)
+    assert res["pending"] == []
+    assert [m for m in res["sent"] if m[1] != "shapes"] == [[5, "prediction", None], [5, "error", "bad_image"]]
 
 
 @pytest.mark.skipif(shutil.which("npx") is None, reason="needs npx (Node.js) for web-ext lint")
