@@ -72,7 +72,7 @@ def test_play_bodies_are_not_read_before_the_token_check(tiny_bundle, tmp_path):
                     latencies.append(time.perf_counter() - t)
                     time.sleep(0.05)
 
-        before = server_memory_kb(server)["VmRSS"]
+        before = server_memory_kb(server)
         t = threading.Thread(target=player)
         t.start()
         try:
@@ -84,8 +84,8 @@ def test_play_bodies_are_not_read_before_the_token_check(tiny_bundle, tmp_path):
         finally:
             stop.set()
             t.join(60)
-        peak = server_memory_kb(server)["VmHWM"]
-        assert (peak - before) / 1024 < 60, f"RSS {before / 1024:.0f} MB -> peak {peak / 1024:.0f} MB"
+        peak = server_memory_kb(server)["VmHWM"]   # parsing the bodies would raise the peak by ~1 GB
+        assert (peak - before["VmHWM"]) / 1024 < 60, f"peak RSS {before['VmHWM'] / 1024:.0f} -> {peak / 1024:.0f} MB"
         assert latencies and max(latencies) < 2.0, max(latencies)
         # a small bad body is a protocol error, not FastAPI's {"detail"}
         r = httpx.post(f"{server.http}/v1/play/guess", content=b'{"round": 1}', headers={"X-LF-Token": server.token})
@@ -143,7 +143,7 @@ def test_pings_without_reading_do_not_grow_memory(tiny_bundle, tmp_path, token):
             after = server_memory_kb(server)
         finally:
             s.close()
-        grew = (after["VmHWM"] - before["VmRSS"]) / 1024
+        grew = (after["VmRSS"] - before["VmRSS"]) / 1024   # measured while the client is still connected
         assert grew < 16, f"{sent / MB:.1f} MB of pings, server RSS grew {grew:.1f} MB"
         assert server.alive()
         assert_answers_ping(server)
@@ -168,7 +168,7 @@ def test_silent_sockets_neither_exhaust_fds_nor_lock_the_player_out(tiny_bundle,
             assert httpx.get(f"{server.http}/v1/health", timeout=5).status_code == 200
         assert len(os.listdir(f"/proc/{server.proc.pid}/fd")) < 200
         # and it lets go of the silent ones: within the header timeout each has been closed
-        deadline = time.monotonic() + 3 + 10
+        deadline = time.monotonic() + 3 + 20   # late connects (retried SYNs) get their own 3 s
         open_ = list(socks)
         while open_ and time.monotonic() < deadline:
             readable = select.select(open_, [], [], 0.5)[0]
