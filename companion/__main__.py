@@ -60,7 +60,7 @@ def cmd_serve(args) -> int:
     # most a few messages ahead per connection (server.MAX_INBOX), the protocols bound the rest
     http, ws = protocols(settings.max_connections, settings.header_timeout)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
-                            http=http, ws=ws, backlog=settings.max_connections,
+                            http=http, ws=ws, backlog=min(settings.max_connections, 64),
                             ws_max_size=settings.max_frame_bytes + 64 * 1024,
                             ws_per_message_deflate=False, ws_ping_interval=20, ws_ping_timeout=20)
     Server(config).run()
@@ -68,15 +68,16 @@ def cmd_serve(args) -> int:
 
 
 def _connection_cap(wanted: int) -> int:
-    """Connections held open stay well below the file-descriptor limit (the model, logs and the
-    sockets being accepted need some), so a flood of sockets is refused instead of hitting EMFILE."""
+    """Connections held open stay well below the file-descriptor limit, so a flood of sockets is
+    refused instead of hitting EMFILE: asyncio accepts up to a backlog of sockets per turn of the loop
+    and a refused one is closed two turns later, so ~3 backlogs may be open beyond the cap."""
     try:
         import resource
 
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     except (ImportError, OSError, ValueError):  # no resource module on Windows
         return wanted
-    return wanted if soft == resource.RLIM_INFINITY else max(8, min(wanted, (soft - 64) // 2))
+    return wanted if soft == resource.RLIM_INFINITY else max(8, min(wanted, (soft - 64) // 4))
 
 
 def _url_host(host: str) -> str:
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate-limit", type=float, default=30.0, help="messages per second per websocket connection")
     p.add_argument("--max-frame-bytes", type=int, default=8 * 1024 * 1024)
     p.add_argument("--max-pixels", type=int, default=4096 * 4096)
-    p.add_argument("--max-connections", type=int, default=128, help="open connections at most (also kept under half the fd limit)")
+    p.add_argument("--max-connections", type=int, default=128, help="open connections at most (also kept under a quarter of the fd limit)")
     p.add_argument("--header-timeout", type=float, default=10.0,
                    help="seconds a connection may take to send its request, or idle between requests")
     p.add_argument("--play", type=Path, default=None, help="Play images: a manifest.jsonl or a folder of <id>.json + image")

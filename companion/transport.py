@@ -37,6 +37,7 @@ def protocols(max_connections: int, header_timeout: float) -> tuple[type, type]:
                 if oldest is None:   # every connection is busy: refuse the newcomer
                     transport.abort()
                     return
+                oldest._set_busy()   # now: it is closed only on a later turn of the loop
                 oldest.transport.abort()
             self._set_idle()
 

@@ -155,33 +155,30 @@ def test_pings_without_reading_do_not_grow_memory(tiny_bundle, tmp_path, token):
 
 def test_silent_sockets_neither_exhaust_fds_nor_lock_the_player_out(tiny_bundle, tmp_path):
     server = start_server(tiny_bundle, tmp_path, "--header-timeout", "3", max_fds=256)
+    fds = lambda: len(os.listdir(f"/proc/{server.proc.pid}/fd"))  # noqa: E731
+    baseline = fds()
     socks = []
     try:
         for _ in range(300):
             s = socket.socket()
             s.setblocking(False)
-            s.connect_ex(("127.0.0.1", server.port))   # in progress, or queued by the kernel
+            s.connect_ex(("127.0.0.1", server.port))   # connected, in progress, or queued by the kernel
             socks.append(s)
-        time.sleep(1.0)
-        # while all 300 are held open, the companion answers, and holds far fewer descriptors than its limit
-        for _ in range(3):
+        # while all 300 are held open, the companion answers and holds far fewer descriptors than its limit
+        seen = []
+        for _ in range(8):
+            seen.append(fds())
             assert httpx.get(f"{server.http}/v1/health", timeout=5).status_code == 200
-        assert len(os.listdir(f"/proc/{server.proc.pid}/fd")) < 200
-        # and it lets go of the silent ones: within the header timeout each has been closed
-        deadline = time.monotonic() + 3 + 20   # late connects (retried SYNs) get their own 3 s
-        open_ = list(socks)
-        while open_ and time.monotonic() < deadline:
-            readable = select.select(open_, [], [], 0.5)[0]
-            for s in readable:
-                try:
-                    if s.recv(1) == b"":
-                        open_.remove(s)
-                except (ConnectionResetError, BlockingIOError):
-                    if s in open_:
-                        open_.remove(s)
-        connected = [s for s in open_ if not s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)]
-        assert len(open_) < 20, f"{len(open_)} silent sockets still open ({len(connected)} without error)"
+            time.sleep(0.25)
+        assert max(seen) < 128, seen
+        # and it lets go of the silent ones it took: back to its own descriptors after the header timeout
+        deadline = time.monotonic() + 3 + 10
+        while fds() > baseline + 4 and time.monotonic() < deadline:
+            time.sleep(0.25)
+        assert fds() <= baseline + 4, (baseline, fds())
         assert_answers_ping(server)
+        log = "".join(server.log)
+        assert "Too many open files" not in log and "Traceback" not in log, log[-3000:]
     finally:
         for s in socks:
             s.close()
