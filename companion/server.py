@@ -3,6 +3,10 @@
 Any web page the player opens can try ws://127.0.0.1, so every request passes three gates: the
 Host header must be a loopback name (defeats DNS rebinding), a browser Origin must be an extension
 or the companion's own page, and frames and predictions need the pairing token.
+
+Under load the newest view wins: each websocket reads ahead into an `Inbox`, a frame still waiting
+for the model is answered `Superseded` when a newer frame of its round arrives, and connections take
+turns at the model one frame at a time, so a player sees an answer for where they are looking now.
 """
 
 from __future__ import annotations
