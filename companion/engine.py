@@ -78,7 +78,7 @@ class Engine:
     def prediction(self, log_probs: np.ndarray, top_k: int = 5, top_cells: int = 64, **fields) -> Prediction:
         """Pooled cell log-probabilities → the calibrated answer the player sees (fields: round, frame, frames,
         latency_ms)."""
-        probs = np.exp(calibrate(log_probs, self.temperature, self.log_adjust))
+        probs = np.exp(calibrate(log_probs, self.temperature, self.log_adjust, self.index.cell_country))
         probs /= probs.sum()
         cp = self.index.country_probs(probs)
         rp = self.index.region_probs(probs)

@@ -39,16 +39,36 @@ def haversine_km(lat1, lng1, lat2, lng2) -> np.ndarray:
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
-def calibrate(log_probs: np.ndarray, temperature: float = 1.0, log_adjust: np.ndarray | None = None) -> np.ndarray:
-    """Calibrated cell log-probabilities: log_softmax(log p / T + log π_game − log π_train).
+def calibrate(log_probs: np.ndarray, temperature: float = 1.0, log_adjust: np.ndarray | None = None,
+              cell_country: np.ndarray | None = None) -> np.ndarray:
+    """Calibrated cell log-probabilities [..., C]: the game's prior, then a temperature on the country marginal.
 
-    The temperature (fitted on the world validation) makes the probabilities honest; the prior's
-    logit adjustment moves the posterior from our data's mix (48% US) to the game's (4.6%).
+    The prior is a logit adjustment, p ∝ p_model · π_game / π_train: it moves the posterior from our data's
+    mix (48% US) to the game's (4.6%). The temperature (fitted on the world validation) then tempers
+    p(country) ∝ p(country)^(1/T) and keeps p(cell | country): a cell-level temperature would move mass
+    to countries with many cells and reorder the countries; this one changes how sure the answer is, not
+    what it is. Without `cell_country` each cell is its own group (a plain temperature).
     """
-    z = np.asarray(log_probs, np.float64) / temperature
+    z = np.asarray(log_probs, np.float64)
     if log_adjust is not None:
         z = z + log_adjust
-    return log_softmax(z)
+    z = log_softmax(z)
+    if temperature == 1.0:
+        return z
+    if cell_country is None:
+        return log_softmax(z / temperature)
+    groups = np.asarray(cell_country)
+    order = np.argsort(groups, kind="stable")
+    first = np.flatnonzero(np.r_[True, groups[order][1:] != groups[order][:-1]])
+    present = groups[order][first]                                                      # [K] country ids
+    slot = np.searchsorted(present, groups)                                              # cell → its slot
+    onehot = np.zeros((len(groups), len(present)))
+    onehot[np.arange(len(groups)), slot] = 1.0
+    # log-sum-exp per country with each country's own maximum, so no country underflows to −inf
+    peak = np.maximum.reduceat(z[..., order], first, axis=-1)                            # [..., K]
+    country = np.log(np.exp(z - peak[..., slot]) @ onehot) + peak
+    within = z - country[..., slot]
+    return within + log_softmax(country / temperature)[..., slot]
 
 
 def score_kernel(lat1, lng1, lat2, lng2) -> np.ndarray:

@@ -32,12 +32,31 @@ def test_prior_correction_by_hand():
     got = np.exp(calibrate(np.log([0.5, 0.3, 0.2]), 1.0, adj))
     want = np.array([0.5 / 3, 0.4, 0.8])
     np.testing.assert_allclose(got, want / want.sum(), rtol=1e-9)
-    # the temperature applies to the model's part only: p ∝ p_model^(1/T) · π_game / π_train
+    # the temperature then tempers the corrected posterior: p ∝ (p_model · π_game / π_train)^(1/T)
     got = np.exp(calibrate(np.log([0.5, 0.3, 0.2]), 2.0, adj))
-    want = np.sqrt([0.5, 0.3, 0.2]) * np.array([1 / 3, 4 / 3, 4])
+    want = np.sqrt(np.array([0.5, 0.3, 0.2]) * np.array([1 / 3, 4 / 3, 4]))
     np.testing.assert_allclose(got, want / want.sum(), rtol=1e-9)
     # no prior, T = 1: unchanged
     np.testing.assert_allclose(np.exp(calibrate(np.log([0.5, 0.3, 0.2]))), [0.5, 0.3, 0.2])
+
+
+def test_the_temperature_acts_on_the_country_marginal_and_keeps_the_ranking():
+    # country A has three cells of 0.2 (0.6), B one of 0.4: a cell temperature would lift A's many cells
+    # further; tempering the country marginal keeps A first and p(cell | country) as it was
+    lp = np.log([0.2, 0.2, 0.2, 0.4])
+    countries = np.array([0, 0, 0, 1])
+    got = np.exp(calibrate(lp, 3.0, None, countries))
+    pa, pb = 0.6 ** (1 / 3), 0.4 ** (1 / 3)
+    np.testing.assert_allclose(got, [pa / 3 / (pa + pb)] * 3 + [pb / (pa + pb)], rtol=1e-9)
+    # whatever T, the countries' order stays; a huge gap does not underflow
+    far = np.log(np.array([1e-300, 1e-300, 1.0 - 2e-300, 1e-300]) + 0)
+    out = calibrate(far, 0.5, None, np.array([0, 1, 1, 2]))
+    assert np.isfinite(out).all() and np.exp(out).sum() == pytest.approx(1)
+    rows = np.log(np.random.default_rng(1).dirichlet(np.ones(6), 50))
+    g = np.array([0, 0, 1, 2, 2, 2])
+    for t in (0.5, 2.0, 5.0):
+        before, after = np.exp(rows) @ np.eye(3)[g], np.exp(calibrate(rows, t, None, g)) @ np.eye(3)[g]
+        assert (before.argmax(1) == after.argmax(1)).all()
 
 
 def test_train_prior_is_the_weighted_target_mix():

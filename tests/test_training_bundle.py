@@ -45,7 +45,7 @@ def test_default_bundle_answers_for_real_images(meta):
         x = prepare(Image.open(path), meta.input.spec())
         cal = meta.calibrations[meta.prior]
         lp = pool_log_probs(log_softmax(sess.run(["logits"], {"pixels": x})[0]))
-        probs = np.exp(calibrate(lp, cal.temperature, np.asarray(cal.log_adjust)))
+        probs = np.exp(calibrate(lp, cal.temperature, np.asarray(cal.log_adjust), index.cell_country))
         assert probs.shape == (len(meta.cells),) and probs.sum() == pytest.approx(1, abs=1e-6)
         assert index.region_probs(probs).sum() == pytest.approx(1, abs=1e-6)
         # the pin is one of the cells' training places, in one of the three countries the list shows first

@@ -4,8 +4,8 @@ probabilities the companion shows (`companion.posterior.calibrate`), fitted on t
 - π_train(cell): the mix the loss taught, the weighted mean of the smoothed training targets (our data is
   48% US, weighted by country^-balance); π_game(cell): dataprep's prior.json. Their log-ratio is the
   logit adjustment p(cell | x) ∝ p_model(cell | x) · π_game(cell) / π_train(cell).
-- The temperature T minimizes the (game-weighted) negative log-likelihood of the true country with that
-  adjustment applied, since countries are what the player reads.
+- The temperature T tempers the country marginal (`calibrate`) and minimizes the (game-weighted) negative
+  log-likelihood of the true country with the adjustment applied: countries are what the player reads.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def log_adjustment(game_prior: np.ndarray, train_prior_: np.ndarray, floor: floa
 def country_nll(log_probs: np.ndarray, index: CellIndex, truth: np.ndarray, weights: np.ndarray,
                 temperature: float, log_adjust: np.ndarray | None) -> float:
     """Weighted mean −log p(true country) after calibration; truth −1 (a country without cells) is skipped."""
-    p = np.exp(calibrate(log_probs, temperature, log_adjust))
+    p = np.exp(calibrate(log_probs, temperature, log_adjust, index.cell_country))
     onehot = np.eye(len(index.country_codes))[index.cell_country]           # [C, K]
     pc = p @ onehot
     ok = truth >= 0

@@ -70,7 +70,8 @@ def build_default(cfg: DefaultConfig, retrain: bool = False) -> dict:
     tracker = Tracker(tc, Path(cfg.report), job="default")
     tracker.log({f"test_game_{k}": v for k, v in report["test"]["game"].items() if isinstance(v, int | float)})
     served_cal = cals[served]
-    test_probs = np.exp(calibrate(onnx_lp["test"], served_cal["temperature"], served_cal["log_adjust"]))
+    test_probs = np.exp(calibrate(onnx_lp["test"], served_cal["temperature"], served_cal["log_adjust"],
+                                  prep.index.cell_country))
     write_report(report, prep.index, prep.ds, test_probs, Path(cfg.report), tc, tracker)
     tracker.finish()
     metrics = {"prior": served, "val": headline(report["val"]), "test": headline(report["test"]),

@@ -96,7 +96,7 @@ def full_report(index: CellIndex, ds: Dataset, log_probs: dict[str, np.ndarray],
     spread = np.array([WORLD_SPREAD_SOURCE in s.source for s in test])
 
     def probs(split: str, cal: dict) -> np.ndarray:
-        return np.exp(calibrate(log_probs[split], cal["temperature"], cal["log_adjust"]))
+        return np.exp(calibrate(log_probs[split], cal["temperature"], cal["log_adjust"], index.cell_country))
 
     report = {"prior": served,
               "calibrations": {k: {"temperature": v["temperature"], "prior": v["log_adjust"] is not None}
@@ -131,7 +131,8 @@ def evaluate_run(run: Path | str, out: Path | str | None = None, cfg_overrides: 
 
     tracker = Tracker(cfg, Path(run), job="evaluate")
     tracker.log(flat_metrics(report))
-    served_test = np.exp(calibrate(lp["test"], cals[served]["temperature"], cals[served]["log_adjust"]))
+    served_test = np.exp(calibrate(lp["test"], cals[served]["temperature"], cals[served]["log_adjust"],
+                                   prep.index.cell_country))
     write_report(report, prep.index, prep.ds, served_test, Path(out or Path(run) / "eval"), cfg, tracker)
     tracker.finish()
     return report

@@ -26,7 +26,9 @@ def sweep(config: str, overrides: list[dict], mixes: list[float], out: str = "wo
     """
     from training.train import load_trained, prepare, selection_metrics, split_log_probs, train
 
-    base = DefaultConfig.load(config).train.to_dict() | {"resume": False, "wandb": "disabled"}
+    default = DefaultConfig.load(config)
+    # the frozen head's settings: the warm-up's when the default fine-tunes from one
+    base = (default.warmup or default.train).to_dict() | {"resume": False, "wandb": "disabled"}
     prep, rows = None, []
     for i, override in enumerate(overrides):
         merged = base | override | {"head": base["head"] | override.get("head", {}), "out": f"{out}-{i}"}

@@ -54,9 +54,13 @@ def _finished(state: dict, cfg: TrainConfig) -> bool:
 RESUMABLE_CHANGES = {"resume", "epochs", "patience", "max_steps", "wandb", "out", "features_dir", "stages_dir"}
 
 
+# Settings a frozen-feature head never reads.
+FINETUNE_ONLY = {"backbone_lr", "augment", "cut", "views", "stages_dir", "init_head"}
+
+
 def _config_changes(saved: dict, current: dict) -> list[str]:
-    return sorted(k for k in saved.keys() | current.keys()
-                  if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
+    ignored = RESUMABLE_CHANGES | (FINETUNE_ONLY if saved.get("frozen") and current.get("frozen") else set())
+    return sorted(k for k in saved.keys() | current.keys() if k not in ignored and saved.get(k) != current.get(k))
 
 
 def rank_world() -> tuple[int, int]:
