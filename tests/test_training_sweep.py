@@ -43,3 +43,22 @@ def test_logistic_baseline_scores_countries_on_the_same_splits(tiny_manifest, ti
     assert report["val"]["n"] == len(ds.split("val")) and report["test"]["n"] == len(ds.split("test"))
     for part in ("val", "test"):
         assert 0.0 <= report[part]["country_top1"] <= report[part]["country_top5"] <= 1.0
+
+
+def test_compare_trains_scores_and_times_each_backbone(tiny_manifest, tiny_features, tmp_path):  # noqa: F811
+    """`python -m training compare` on the fixtures: a country-head model per backbone, world-validation
+    rows (game-weighted), and the whole exported graph's CPU latency."""
+    from training.compare import compare
+
+    cfg = tiny_config(tiny_manifest, tiny_features, tmp_path / "run", epochs=2,
+                      head=HeadConfig(hidden=32, country=True, country_mix=0.75))
+    d = cfg.to_dict()
+    d.pop("backbone")
+    config = tmp_path / "compare.json"
+    config.write_text(json.dumps({"backbones": ["tf_efficientnet_lite0"], "features_dirs": [str(tiny_features)],
+                                  "train": d}))
+    results = compare(config, tmp_path / "out")
+    r = results["tf_efficientnet_lite0"]
+    assert 0 <= r["val"]["country_top1"] <= r["val"]["country_top5"] <= 1 and 0 <= r["val"]["ece"] <= 1
+    assert r["latency_ms"] > 0 and r["params_m"] > 3
+    assert "game-weighted" in (tmp_path / "out" / "compare.md").read_text()

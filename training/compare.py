@@ -15,11 +15,11 @@ from training.evaluate import fit_calibrations, full_report, onnx_latency_ms
 from training.export import export_onnx
 from training.features import load_cache
 from training.models import GeoModel, Head, create_backbone
-from training.train import input_spec, load_trained, prepare, split_log_probs, train
+from training.train import cell_countries, input_spec, load_trained, prepare, split_log_probs, train
 
 COLUMNS = [("country_top1", "country@1"), ("country_top5", "country@5"), ("country_balanced_acc", "balanced"),
            ("region_top1", "region@1"), ("cell_top1", "cell@1"), ("median_km", "median km"),
-           ("within_750km", "≤750 km"), ("geoguessr_score", "score")]
+           ("within_750km", "≤750 km"), ("geoguessr_score", "score"), ("ece", "ECE")]
 
 
 def _features_dir(cfg: TrainConfig, candidates: list[str]) -> str:
@@ -31,10 +31,10 @@ def _features_dir(cfg: TrainConfig, candidates: list[str]) -> str:
     return candidates[0]
 
 
-def graph_latency(cfg: TrainConfig, num_cells: int) -> float:
+def graph_latency(cfg: TrainConfig, cell_country: list[int]) -> float:
     spec = input_spec(cfg)
     backbone = create_backbone(cfg.backbone, "none", spec.size)
-    model = GeoModel(backbone, Head(backbone.num_features, num_cells, cfg.head)).eval()
+    model = GeoModel(backbone, Head(backbone.num_features, len(cell_country), cfg.head, cell_country)).eval()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.onnx"
         export_onnx(model, spec.size, path)
@@ -64,7 +64,7 @@ def compare(config: Path | str, out: Path | str) -> dict:
             "val": headline(report["val"])["game"],
             "test": headline(report["test"])["game"],
             "test_yosshstd": {k: v for k, v in report["test_yosshstd"].items() if isinstance(v, int | float)},
-            "latency_ms": graph_latency(cfg, len(prep.ds.cells)),
+            "latency_ms": graph_latency(cfg, cell_countries(prep.ds)),
             "params_m": sum(p.numel() for p in create_backbone(name, "none", prep.spec.size).parameters()) / 1e6,
             "n_train": len(prep.ds.split("train")),
         }
@@ -77,6 +77,8 @@ def compare(config: Path | str, out: Path | str) -> dict:
 
 
 def _cell(key: str, v: float) -> str:
+    if key == "ece":
+        return f"{v:.3f}"
     return f"{v:.0f}" if key in ("median_km", "geoguessr_score") else f"{100 * v:.1f}"
 
 

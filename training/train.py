@@ -318,13 +318,18 @@ def split_probs(model: nn.Module, prep: Prepared, cfg: TrainConfig, split: str) 
 
 
 def selection_metrics(prep: Prepared, log_probs: np.ndarray) -> dict:
-    """What early stopping sees: the world validation, game-weighted, with the game's prior applied."""
+    """What early stopping sees: the world validation, game-weighted, as the companion would serve this
+    epoch's model (the game's prior applied, the country temperature fitted on val): an over-confident
+    epoch's pins are judged after calibration, as the player would get them."""
     from companion.posterior import calibrate
-    from training.evaluate import game_weights, subset_metrics
+    from training.calibration import fit_temperature
+    from training.evaluate import country_truth, game_weights, subset_metrics
 
     val = prep.ds.split("val")
-    probs = np.exp(calibrate(log_probs, 1.0, prep.log_adjust))
-    return subset_metrics(prep.index, val, probs, weights=game_weights(val, prep.country_prior))
+    w = game_weights(val, prep.country_prior)
+    t = fit_temperature(log_probs, prep.index, country_truth(prep.index, val), w, prep.log_adjust)
+    probs = np.exp(calibrate(log_probs, t, prep.log_adjust, prep.index.cell_country))
+    return subset_metrics(prep.index, val, probs, weights=w) | {"temperature": t}
 
 
 class TopParts(nn.Module):
@@ -486,7 +491,8 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
             _atomic_save(ck, out / "last.pt")
             print(f"epoch {state['epoch']:3d} loss {row['train_loss']:.4f} world val (game-weighted) {cfg.select} "
                   f"{score:.4f} country@1 {val['country_top1']:.3f} @5 {val['country_top5']:.3f}"
-                  f" median {val['median_km']:.0f} km ECE {val['ece']:.3f}{'  *' if improved else ''}", flush=True)
+                  f" median {val['median_km']:.0f} km ECE {val['ece']:.3f} (T {val['temperature']:.2f})"
+                  f"{'  *' if improved else ''}", flush=True)
     if world > 1:
         _check_ranks_agree(model, out, rank, world)
     tracker.finish({"best_" + cfg.select: state["best"], "best_epoch": state["best_epoch"]})
