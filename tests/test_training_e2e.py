@@ -235,6 +235,9 @@ def test_default_build_warms_up_fine_tunes_calibrates_and_serves(tiny_manifest, 
         pytest.skip("the fixtures could not go through dataprep here: no game prior to serve")
     assert set(report["calibrations"]) == {"none", "world"} and report["prior"] == "world"
     assert report["val"]["game"]["n"] == report["val"]["all"]["n"] > 0
+    # the better of the warm-up head and the fine-tune on the world validation is what ships
+    c = {k: v["geoguessr_score"] for k, v in report["candidates"].items()}
+    assert report["run"] == str(tmp_path / ("head" if c["warmup"] >= c["train"] else "main"))
     meta = load_meta(tmp_path / "bundle")
     assert meta.prior == "world" and meta.metrics["val"]["game"]["country_top1"] >= 0
     assert (tmp_path / "report" / "reliability.png").stat().st_size > 0

@@ -1,7 +1,7 @@
 """`default`: rebuild the companion's default bundle from the dataset, reproducibly.
 
-[warm-up run: a frozen head whose weights start the main run] → train → calibrate on the world
-validation (a temperature per prior) → export → measure the exported ONNX graph itself on test, with the
+[warm-up run: a frozen head whose weights start the main run] → train → keep the better of the two on
+the world validation → calibrate there (a temperature per prior) → export → measure the exported ONNX graph itself on test, with the
 bundle's calibration, as the companion serves it → write the metrics into bundle.json and the report
 under work/.
 """
@@ -45,6 +45,15 @@ def build_default(cfg: DefaultConfig, retrain: bool = False) -> dict:
     from training.train import load_trained
 
     model, _, state = load_trained(run, pretrained_backbone=False)
+    candidates = {"train": state["best"]}
+    if cfg.warmup is not None:
+        # ship the better of the two on the world validation: a fine-tune that does not beat the frozen
+        # head it started from is not worth its training
+        head_model, _, head_state = load_trained(cfg.warmup.out, pretrained_backbone=False)
+        candidates["warmup"] = head_state["best"]
+        if head_state["best"] >= state["best"]:
+            run, tc, model, state = Path(cfg.warmup.out), cfg.warmup, head_model, head_state
+            prep = prepare(tc)
     torch_lp = {s: split_log_probs(model, prep, tc, s) for s in ("val", "test")}
     # temperature (per prior) fitted on the world validation only
     cals = fit_calibrations(prep.index, prep.ds, torch_lp["val"], prep.log_adjust, prep.country_prior)
@@ -60,6 +69,7 @@ def build_default(cfg: DefaultConfig, retrain: bool = False) -> dict:
     report.update({
         "backbone": tc.backbone, "size": prep.spec.size, "best_epoch": state["best_epoch"],
         "datalist_sha256": prep.ds.datalist_sha256, "quantized": cfg.quantize,
+        "run": str(run), "candidates": {k: {tc.select: v} for k, v in candidates.items()},
         "torch_test": headline(torch_report["test"]),
         "onnx_latency_ms_b1_2threads": onnx_latency_ms(staging / "model.onnx", prep.spec.size),
         "bundle_mb": bundle_size_mb(staging),
@@ -74,7 +84,8 @@ def build_default(cfg: DefaultConfig, retrain: bool = False) -> dict:
                                   prep.index.cell_country))
     write_report(report, prep.index, prep.ds, test_probs, Path(cfg.report), tc, tracker)
     tracker.finish()
-    metrics = {"prior": served, "val": headline(report["val"]), "test": headline(report["test"]),
+    metrics = {"prior": served, "run": report["run"], "candidates": report["candidates"],
+               "val": headline(report["val"]), "test": headline(report["test"]),
                "test_yosshstd": {k: v for k, v in report["test_yosshstd"].items() if isinstance(v, int | float)},
                "per_country_val": report["val"]["all"]["per_country"]}
     meta = load_meta(staging)
