@@ -135,7 +135,11 @@ class Play:
         self.images = {im.id: im for im in load_images(self.source)}
         self.scores = Scores(Path(db) if db else default_db())
         self.names = dict(world().names) | {c.code: c.name for c in engine.meta.countries}
-        self._by_name = {n.casefold(): c for c, n in self.names.items()}
+        # Natural Earth names some dependencies after their sovereign (Tokelau is "New Zealand"): a name
+        # shared by several codes means the first of them by code, so "New Zealand" is NZ, not TK
+        self._by_name: dict[str, str] = {}
+        for c, n in sorted(self.names.items()):
+            self._by_name.setdefault(n.casefold(), c)
 
     def country_code(self, text: str) -> str | None:
         t = text.strip()

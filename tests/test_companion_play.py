@@ -83,3 +83,15 @@ def test_unknown_round(main_server):
                    headers={"X-LF-Token": main_server.token})
     assert r.status_code == 404
     assert httpx.get(f"{main_server.http}/v1/play/image/nope").status_code == 404
+
+
+def test_a_name_shared_by_a_dependency_means_the_country(main_server):
+    """Natural Earth calls Tokelau "New Zealand": guessing "new zealand" must mean NZ, whatever the draw."""
+    from companion_fixtures import _main_bundle_path
+
+    from companion.engine import Engine
+    from companion.play import Play
+
+    play = Play(Engine(_main_bundle_path()), db=main_server.home / "names.sqlite")
+    assert play.country_code("new zealand") == "NZ" and play.country_code("TK") == "TK"
+    assert play.country_code("France") == "FR" and play.country_code("atlantis") is None
