@@ -90,6 +90,7 @@ class CellIndex:
     cand_lng: np.ndarray
     cand_cell: np.ndarray         # [M] the cell each candidate belongs to
     kernel: np.ndarray            # [M, C] expected score/5000 at candidate m if the answer is in cell c
+    cell_country_onehot: np.ndarray  # [C, K]: summing cells into countries is one matrix product
 
     @classmethod
     def from_meta(cls, meta: BundleMeta) -> CellIndex:
@@ -118,10 +119,12 @@ class CellIndex:
             cell_lat=np.array([c.lat for c in cells]),
             cell_lng=np.array([c.lng for c in cells]),
             cand_lat=cand_lat, cand_lng=cand_lng, cand_cell=cand_cell, kernel=kernel,
+            cell_country_onehot=np.eye(len(countries))[[ci[c.country] for c in cells]],
         )
 
     def country_probs(self, cell_probs: np.ndarray) -> np.ndarray:
-        return np.bincount(self.cell_country, weights=cell_probs, minlength=len(self.country_codes))
+        """[..., C] cell probabilities → [..., K] country probabilities."""
+        return np.asarray(cell_probs) @ self.cell_country_onehot
 
     def region_probs(self, cell_probs: np.ndarray) -> np.ndarray:
         return cell_probs @ self.cell_region
@@ -140,7 +143,7 @@ class CellIndex:
         """`point` for each row of cell_probs [N, C]."""
         cell_probs = np.asarray(cell_probs, np.float64)
         expected = cell_probs @ self.kernel.T                                  # [N, M]
-        country = np.stack([self.country_probs(p) for p in cell_probs])        # [N, K]
+        country = self.country_probs(cell_probs)                               # [N, K]
         k = min(POINT_COUNTRIES, country.shape[1])
         top = np.argpartition(-country, k - 1, axis=1)[:, :k]
         allowed = (self.cell_country[self.cand_cell][None, :, None] == top[:, None, :]).any(axis=2)

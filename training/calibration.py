@@ -34,9 +34,7 @@ def log_adjustment(game_prior: np.ndarray, train_prior_: np.ndarray, floor: floa
 def country_nll(log_probs: np.ndarray, index: CellIndex, truth: np.ndarray, weights: np.ndarray,
                 temperature: float, log_adjust: np.ndarray | None) -> float:
     """Weighted mean −log p(true country) after calibration; truth −1 (a country without cells) is skipped."""
-    p = np.exp(calibrate(log_probs, temperature, log_adjust, index.cell_country))
-    onehot = np.eye(len(index.country_codes))[index.cell_country]           # [C, K]
-    pc = p @ onehot
+    pc = index.country_probs(np.exp(calibrate(log_probs, temperature, log_adjust, index.cell_country)))
     ok = truth >= 0
     nll = -np.log(np.maximum(pc[ok, truth[ok]], 1e-12))
     w = np.asarray(weights, np.float64)[ok]

@@ -139,13 +139,15 @@ def with_points(cells: list[Cell], train: list[Sample], k: int = CELL_POINTS) ->
 
 def load_prior(manifest: Path | str) -> dict | None:
     """dataprep's prior.json beside the manifest (the game's location mix), or None."""
+    from dataprep import prior
+
     path = Path(manifest).parent / "prior.json"
     if not path.is_file():
         return None
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(doc.get("cells"), list) or not isinstance(doc.get("countries"), dict):
-        raise DataError(f"{path}: not a prior file (cells, countries)")
-    return doc
+    try:
+        return prior.load(path)
+    except (ValueError, json.JSONDecodeError) as e:
+        raise DataError(str(e)) from e
 
 
 def _leaked_locations(samples: list[Sample]) -> list[str]:

@@ -36,7 +36,8 @@ def build_default(cfg: DefaultConfig, retrain: bool = False) -> dict:
     if cfg.warmup is not None:
         if retrain:
             shutil.rmtree(cfg.warmup.out, ignore_errors=True)
-        train(cfg.warmup)
+        head_prep = prepare(cfg.warmup)
+        train(cfg.warmup, head_prep)
         tc.init_head = cfg.warmup.out
     prep = prepare(tc)
     if retrain:
@@ -52,8 +53,7 @@ def build_default(cfg: DefaultConfig, retrain: bool = False) -> dict:
         head_model, _, head_state = load_trained(cfg.warmup.out, pretrained_backbone=False)
         candidates["warmup"] = head_state["best"]
         if head_state["best"] >= state["best"]:
-            run, tc, model, state = Path(cfg.warmup.out), cfg.warmup, head_model, head_state
-            prep = prepare(tc)
+            run, tc, model, state, prep = Path(cfg.warmup.out), cfg.warmup, head_model, head_state, head_prep
     torch_lp = {s: split_log_probs(model, prep, tc, s) for s in ("val", "test")}
     # temperature (per prior) fitted on the world validation only
     cals = fit_calibrations(prep.index, prep.ds, torch_lp["val"], prep.log_adjust, prep.country_prior)

@@ -193,7 +193,7 @@ def confusion_png(index: CellIndex, ds: Dataset, probs: np.ndarray, path: Path, 
 
     test = ds.split("test")
     truth = [s.country for s in test]
-    pred = [index.country_codes[int(np.argmax(index.country_probs(p)))] for p in probs]
+    pred = [index.country_codes[i] for i in index.country_probs(probs).argmax(axis=1)]
     names = [c for c, _ in sorted(((c, truth.count(c)) for c in set(truth)), key=lambda t: (-t[1], t[0]))][:top]
     labels = names + ["other"]
     pos = {c: i for i, c in enumerate(names)}

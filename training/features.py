@@ -55,6 +55,12 @@ def load_cache(folder: Path, backbone: str, size: int) -> FeatureCache | None:
     return FeatureCache(np.load(npy, mmap_mode="r"), m["ids"], np.asarray(m["offsets"]), m.get("weights", "auto"))
 
 
+def covers(cached: FeatureCache | None, ids: Sequence[str], weights: str) -> bool:
+    """Whether a cache holds every one of `ids`, computed with these weights (features of other
+    weights, e.g. a random init, must never stand in)."""
+    return cached is not None and cached.weights == weights and set(ids) <= set(cached.ids)
+
+
 def extract(
     images: Sequence[tuple[str, Path]],
     backbone: str,
@@ -73,8 +79,7 @@ def extract(
     size = size or defaults["size"]
     if reuse:
         cached = load_cache(folder, backbone, size)
-        # features of other weights (e.g. a random init) must never stand in for these
-        if cached is not None and cached.weights == weights and set(i for i, _ in images) <= set(cached.ids):
+        if covers(cached, [i for i, _ in images], weights):
             return cached
     spec = InputSpec(size=size, mean=defaults["mean"], std=defaults["std"])
     model = create_backbone(backbone, weights, size).eval()

@@ -116,12 +116,13 @@ def evaluate_probs(index: CellIndex, probs: np.ndarray, lat, lng, country: list[
     ri = {r: i for i, r in enumerate(index.region_codes)}
     c_true = np.array([ci.get(c, -1) for c in country])
     r_true = np.array([ri.get(r, -1) if r else -1 for r in region])
-    c_probs = np.stack([index.country_probs(p) for p in probs])
+    c_probs = index.country_probs(probs)
     r_probs = probs @ index.cell_region
     plat, plng = predict_points(index, probs)
     km = haversine_km(lat, lng, plat, plng)
     c_pred = c_probs.argmax(axis=1)
-    hit1 = topk_hit(c_probs, c_true, 1)
+    hit1, hit5 = topk_hit(c_probs, c_true, 1), topk_hit(c_probs, c_true, 5)
+    scores = geoguessr_score(km)
     ece, bins = reliability(c_probs.max(axis=1), hit1, w)
     m = {
         "n": int(len(probs)),
@@ -129,8 +130,8 @@ def evaluate_probs(index: CellIndex, probs: np.ndarray, lat, lng, country: list[
         "country_top1": weighted_mean(hit1, w),
         "country_top1_se": weighted_se(hit1, w),
         "country_top3": weighted_mean(topk_hit(c_probs, c_true, 3), w),
-        "country_top5": weighted_mean(topk_hit(c_probs, c_true, 5), w),
-        "country_top5_se": weighted_se(topk_hit(c_probs, c_true, 5), w),
+        "country_top5": weighted_mean(hit5, w),
+        "country_top5_se": weighted_se(hit5, w),
         "country_balanced_acc": balanced_accuracy(c_pred, c_true),
         "region_top1": weighted_mean(topk_hit(r_probs, r_true, 1), w),
         "region_top5": weighted_mean(topk_hit(r_probs, r_true, 5), w),
@@ -138,8 +139,8 @@ def evaluate_probs(index: CellIndex, probs: np.ndarray, lat, lng, country: list[
         "cell_top5": weighted_mean(topk_hit(probs, cell, 5), w),
         "median_km": weighted_median(km, w),
         "mean_km": weighted_mean(km, w),
-        "geoguessr_score": weighted_mean(geoguessr_score(km), w),
-        "geoguessr_score_se": weighted_se(geoguessr_score(km), w),
+        "geoguessr_score": weighted_mean(scores, w),
+        "geoguessr_score_se": weighted_se(scores, w),
         "ece": ece,
         "mean_confidence": weighted_mean(c_probs.max(axis=1), w),
         "reliability": bins,

@@ -33,7 +33,7 @@ from torch import nn
 from tqdm import tqdm
 
 from companion.preprocess import InputSpec, normalize, tiles_uint8
-from training.features import FeatureCache, cache_paths
+from training.features import FeatureCache, cache_paths, covers, load_cache
 from training.models import backbone_defaults, create_backbone
 
 CHUNK_IMAGES = 128  # progress is saved after each chunk
@@ -125,15 +125,13 @@ def build_stage_cache(
     key = stage_key(backbone, size, cut, views, seed, weights)
     npy, meta_path = Path(folder) / f"{key}.npy", Path(folder) / f"{key}.json"
     ids = [i for i, _ in images]
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() and npy.is_file() else None
+    complete = meta is not None and meta["ids"] == ids and meta["done"] == len(ids)
+    if complete and (features_dir is None or covers(load_cache(Path(features_dir), backbone, size), ids, weights)):
+        return StageCache(np.load(npy, mmap_mode="r"), ids, np.asarray(meta["offsets"]), views)
     model = create_backbone(backbone, weights, size).eval()
     check_cuttable(model, cut)
     trunk, top = Trunk(model, cut), Top(model, cut)
-
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() and npy.is_file() else None
-    if meta is not None and meta["ids"][:len(ids)] == ids and meta["done"] >= len(ids) and len(meta["ids"]) == len(ids):
-        feats = _load_features(features_dir, backbone, size, ids, weights)
-        if features_dir is None or feats:
-            return StageCache(np.load(npy, mmap_mode="r"), meta["ids"], np.asarray(meta["offsets"]), views)
     if meta is None or meta["ids"] != ids:
         offsets = [0]
         for image_id, path in tqdm(images, desc="stage cache: tiles", unit="img", mininterval=5):
@@ -190,15 +188,6 @@ def build_stage_cache(
     del pooled
     feat_file.unlink(missing_ok=True)
     return StageCache(np.load(npy, mmap_mode="r"), ids, offsets, views)
-
-
-def _load_features(folder: Path | None, backbone: str, size: int, ids: list[str], weights: str) -> bool:
-    if folder is None:
-        return False
-    from training.features import load_cache
-
-    cached = load_cache(folder, backbone, size)
-    return cached is not None and cached.weights == weights and set(ids) <= set(cached.ids)
 
 
 def _tiles(image_id: str, path: Path, size: int, read_tiles) -> np.ndarray:

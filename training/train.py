@@ -174,8 +174,11 @@ def prepare(cfg: TrainConfig) -> Prepared:
         raise ValueError("cut is for fine-tuning: set frozen=false")
     if cfg.cut is not None:
         images = [(s.id, ds.image(s)) for s in ds.samples]
-        build = lambda: build_stage_cache(images, cfg.backbone, Path(cfg.stages_dir), cfg.cut, cfg.views, cfg.seed,  # noqa: E731
-                                          cfg.weights, spec.size, read_tiles)
+
+        def build() -> StageCache:
+            return build_stage_cache(images, cfg.backbone, Path(cfg.stages_dir), cfg.cut, cfg.views, cfg.seed,
+                                     cfg.weights, spec.size, read_tiles)
+
         stages = build() if rank == 0 else None
         if dist.is_initialized():
             dist.barrier()
