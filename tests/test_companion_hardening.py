@@ -164,13 +164,16 @@ def test_silent_sockets_neither_exhaust_fds_nor_lock_the_player_out(tiny_bundle,
             s.setblocking(False)
             s.connect_ex(("127.0.0.1", server.port))   # connected, in progress, or queued by the kernel
             socks.append(s)
-        # while all 300 are held open, the companion answers and holds far fewer descriptors than its limit
+        # while all 300 are held open, the companion answers and stays well under its descriptor limit:
+        # its cap is a quarter of the limit (64), and one accept batch (the backlog, 64) can be open for a
+        # turn of the loop before the oldest idle ones are aborted, so a sample can see 128 but never 192
         seen = []
         for _ in range(8):
             seen.append(fds())
             assert httpx.get(f"{server.http}/v1/health", timeout=5).status_code == 200
             time.sleep(0.25)
-        assert max(seen) < 128, seen
+        assert max(seen) < 192, seen
+        assert min(seen) < 96, seen   # and it settles at the cap, not at the peak
         # and it lets go of the silent ones it took: back to its own descriptors after the header timeout
         deadline = time.monotonic() + 3 + 10
         while fds() > baseline + 4 and time.monotonic() < deadline:
