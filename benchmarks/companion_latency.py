@@ -223,7 +223,8 @@ def reference_run(port: int, frames: list[bytes], n: int) -> dict:
 
 
 def main() -> int:
-    from companion.bundle import DEFAULT_BUNDLE, load_meta
+    from companion.config import DEFAULT_BUNDLE
+    from runtime.bundle import load_meta
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=DEFAULT_BUNDLE)

@@ -7,10 +7,18 @@ import json
 import sys
 from pathlib import Path
 
-from companion.bundle import DEFAULT_BUNDLE
+from companion.config import DEFAULT_BUNDLE
 from companion.engine import DEFAULT_THREADS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+ROOT = Path(__file__).resolve().parent.parent
+PLAY_DATASET = ROOT / "work" / "datasets" / "streetview" / "manifest.jsonl"   # `make dataset` builds it
+PLAY_FIXTURES = ROOT / "tests" / "fixtures" / "images"
+
+
+def _play_source(explicit: Path | None) -> Path:
+    """--play, else the dataset's test split when dataprep has built it, else the test fixtures."""
+    return explicit or (PLAY_DATASET if PLAY_DATASET.is_file() else PLAY_FIXTURES)
 
 
 def _engine(args):
@@ -41,7 +49,7 @@ def cmd_serve(args) -> int:
                         max_pixels=args.max_pixels, max_connections=_connection_cap(args.max_connections),
                         header_timeout=args.header_timeout)
     try:
-        play = Play(engine, source=args.play, db=args.db)
+        play = Play(engine, source=_play_source(args.play), db=args.db)
     except (FileNotFoundError, ValueError) as e:
         print(f"warning: Play is off: {e}", file=sys.stderr)
         play = None
@@ -85,7 +93,7 @@ def _url_host(host: str) -> str:
 
 
 def cmd_predict(args) -> int:
-    from companion.preprocess import ImageError
+    from runtime.preprocess import ImageError
 
     engine = _engine(args)
     status = EXIT_OK
@@ -157,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-connections", type=int, default=128, help="open connections at most (also kept under a quarter of the fd limit)")
     p.add_argument("--header-timeout", type=float, default=10.0,
                    help="seconds a connection may take to send its request, or idle between requests")
-    p.add_argument("--play", type=Path, default=None, help="Play images: a manifest.jsonl or a folder of <id>.json + image")
+    p.add_argument("--play", type=Path, default=None, help="Play images: a manifest.jsonl or a folder of <id>.json + image "
+                   "(default: the built dataset's test split, else the test fixtures)")
     p.add_argument("--db", type=Path, default=None, help="Play scores SQLite (default: in the user data dir)")
     p.add_argument("--log-level", default="warning")
     p.set_defaults(fn=cmd_serve)

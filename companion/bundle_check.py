@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
-from companion.bundle import BundleMeta, load_meta
+from runtime.bundle import BundleMeta, load_meta
 
 
 class BundleError(ValueError):

@@ -14,6 +14,7 @@ from pathlib import Path
 import platformdirs
 
 APP = "lostandfound"
+DEFAULT_BUNDLE = Path(__file__).resolve().parent / "models" / "default"  # built by `make model`
 
 
 def config_dir() -> Path:

@@ -1,6 +1,6 @@
 """The model at runtime: a bundle's ONNX graph on ONNX Runtime (CPU), frames → `Prediction`.
 
-Preprocessing is `companion.preprocess` and the geography is `companion.posterior`, the same code
+Preprocessing is `runtime.preprocess` and the geography is `runtime.posterior`, the same code
 training evaluates with, so the companion answers exactly what the model card measured.
 """
 
@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from companion.bundle import load_meta
-from companion.posterior import CellIndex, calibrate, log_softmax, pool_log_probs
-from companion.preprocess import MAX_PIXELS, decode_image, prepare
 from companion.protocol import CellP, CountryP, Point, Prediction, RegionP
+from runtime.bundle import load_meta
+from runtime.posterior import CellIndex, calibrate, log_softmax, pool_log_probs
+from runtime.preprocess import MAX_PIXELS, decode_image, prepare
 
 DEFAULT_THREADS = min(2, os.cpu_count() or 1)  # the companion shares the player's machine with the game
 

@@ -20,10 +20,8 @@ from pydantic import BaseModel, Field
 
 from companion.config import data_dir
 from companion.world import world
+from runtime.records import image_path, read_manifest
 
-ROOT = Path(__file__).resolve().parent.parent
-MANIFEST = ROOT / "work" / "datasets" / "streetview" / "manifest.jsonl"
-FIXTURES = ROOT / "tests" / "fixtures" / "images"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 GUESSES = 5
 
@@ -38,17 +36,10 @@ class PlayImage:
     country_name: str
 
 
-def default_source() -> Path:
-    """The dataset's test split when dataprep has built it, else the test fixtures."""
-    return MANIFEST if MANIFEST.is_file() else FIXTURES
-
-
 def load_images(source: Path) -> list[PlayImage]:
     """Images with their truth: a dataprep manifest (its test split) or a folder of `<id>.json` + image."""
     source = Path(source)
     if source.is_file():
-        from dataprep.records import image_path, read_manifest
-
         rows = list(read_manifest(source))
         if any(r.split for r in rows):
             rows = [r for r in rows if r.split == "test"]
@@ -129,9 +120,9 @@ def top_k_hits(rows: list[dict], key: str) -> dict[str, float]:
 
 
 class Play:
-    def __init__(self, engine, source: Path | None = None, db: Path | None = None):
+    def __init__(self, engine, source: Path, db: Path | None = None):
         self.engine = engine
-        self.source = Path(source) if source else default_source()
+        self.source = Path(source)
         self.images = {im.id: im for im in load_images(self.source)}
         self.scores = Scores(Path(db) if db else default_db())
         self.names = dict(world().names) | {c.code: c.name for c in engine.meta.countries}

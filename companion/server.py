@@ -33,8 +33,8 @@ from starlette.requests import ClientDisconnect
 
 from companion.engine import Engine, RoundPool
 from companion.play import Play, mount_play
-from companion.preprocess import ImageError, ImageTooLarge
 from companion.protocol import PROTOCOL_VERSION, ClientControl, ErrorMessage, FrameHeader, Pong, Superseded
+from runtime.preprocess import ImageError, ImageTooLarge
 
 STATIC = Path(__file__).resolve().parent / "static"
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}

@@ -15,8 +15,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from dataprep.drops import Drop, drops_path, write_drops
-from dataprep.records import Sample, read_manifest, write_manifest
 from dataprep.split import unit_hash
+from runtime.records import Sample, read_manifest, write_manifest
 
 STAGE = "balance"
 

@@ -1,14 +1,12 @@
 """`cache`: the packed tile cache training reads instead of decoding JPEGs every epoch.
 
-`<out>/<size>-<key[:16]>/`:
-  tiles.npy    uint8 [rows, size, size, 3], memory-mappable (np.load(..., mmap_mode="r"))
-  index.json   {"size", "key", "datalist_sha256", "ids": [...], "first_row": [...], "tiles": [...]}:
-               sample ids[i] owns rows first_row[i] … first_row[i] + tiles[i] - 1
-Tiles come from companion.preprocess.tiles_uint8 (a 2:1 image gives 2), so training sees exactly
-what the companion computes. The key hashes the tile size, the data-list (source image hashes) and
+`<out>/<size>-<key[:16]>/` holds tiles.npy and index.json (format: runtime.dataset; the index also
+records "key" and "datalist_sha256"). Tiles come from runtime.preprocess.tiles_uint8 (a 2:1 image
+gives 2), so training sees exactly what the companion computes. The key hashes the tile size, the data-list (source image hashes) and
 the resized image paths (whose folder names the resize settings): other settings get their own
-folder; an existing complete folder (index.json is written last) is reused as is. Training finds
-the folder of its dataset with `tile_reader` and reads tiles from it instead of decoding JPEGs.
+folder; an existing complete folder (index.json is written last) is reused as is. `build_published`
+records the folder beside the manifest (runtime.dataset.publish_tiles): training reads that record,
+not this module.
 """
 
 from __future__ import annotations
@@ -17,16 +15,15 @@ import argparse
 import hashlib
 import json
 import os
-from collections.abc import Callable
 from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from companion.preprocess import decode_image, tile_boxes, tiles_uint8
-from dataprep import datalist
-from dataprep.records import Sample, image_path, read_manifest
+from runtime.dataset import load_tiles, publish_tiles
+from runtime.preprocess import decode_image, tile_boxes, tiles_uint8
+from runtime.records import Sample, digest, image_path, read_manifest, render_datalist
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -48,7 +45,7 @@ def _fill(job: tuple[str, str, int, int, int]) -> None:
 
 def cache_key(samples: list[Sample], size: int) -> str:
     rows = sorted(samples, key=lambda s: s.id)
-    text = f"{size}\n" + datalist.render(rows) + "\n".join(s.image for s in rows)
+    text = f"{size}\n" + render_datalist(rows) + "\n".join(s.image for s in rows)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -68,7 +65,7 @@ def build(samples: list[Sample], manifest: Path, out_dir: Path, size: int = 224,
     with Pool(workers or os.cpu_count() or 1) as pool:
         for _ in tqdm(pool.imap_unordered(_fill, jobs, chunksize=32), total=len(jobs), desc="cache", unit="img"):
             pass
-    index = {"size": size, "key": key, "datalist_sha256": datalist.digest(datalist.render(rows)),
+    index = {"size": size, "key": key, "datalist_sha256": digest(render_datalist(rows)),
              "ids": [s.id for s in rows], "first_row": first, "tiles": counts}
     tmp = folder / "index.json.tmp"
     tmp.write_text(json.dumps(index) + "\n", encoding="utf-8")
@@ -76,26 +73,11 @@ def build(samples: list[Sample], manifest: Path, out_dir: Path, size: int = 224,
     return folder
 
 
-def load(folder: Path | str) -> tuple[np.ndarray, dict]:
-    """(tiles memmap, index) of a built cache."""
-    folder = Path(folder)
-    index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
-    return np.load(folder / "tiles.npy", mmap_mode="r"), index
-
-
-def tile_reader(samples: list[Sample], manifest: Path, size: int) -> Callable[[str], np.ndarray] | None:
-    """sample id → its uint8 tiles from the dataset's packed cache, or None when no built cache matches."""
-    folder = Path(manifest).parent / "cache" / f"{size}-{cache_key(samples, size)[:16]}"
-    if not (folder / "index.json").is_file():
-        return None
-    tiles, index = load(folder)
-    rows = {i: (f, n) for i, f, n in zip(index["ids"], index["first_row"], index["tiles"], strict=True)}
-
-    def read(sample_id: str) -> np.ndarray:
-        first, count = rows[sample_id]
-        return np.array(tiles[first:first + count])
-
-    return read
+def build_published(manifest: Path, out_dir: Path, size: int = 224, workers: int = 0) -> Path:
+    """Build the cache of every record of `manifest` and publish it beside the manifest."""
+    folder = build(list(read_manifest(manifest)), manifest, out_dir, size, workers)
+    publish_tiles(manifest, folder, size)
+    return folder
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -106,8 +88,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    samples = list(read_manifest(args.inp))
-    folder = build(samples, Path(args.inp), Path(args.out), args.size, args.workers)
-    tiles, index = load(folder)
+    folder = build_published(Path(args.inp), Path(args.out), args.size, args.workers)
+    tiles, index = load_tiles(folder)
     print(f"cache: {folder} ({tiles.shape[0]} tiles of {args.size}px for {len(index['ids'])} records)")
     return 0

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import shapely
 
-from dataprep.enrich import haversine_km
-from dataprep.records import Sample, read_manifest, write_manifest
+from runtime.geo import haversine_km
+from runtime.records import Sample, read_manifest, write_manifest
 
 STAGE = "cells"
 

@@ -70,7 +70,7 @@ class PriorConfig:
 @dataclass
 class CacheConfig:
     enabled: bool = True
-    size: int = 224                   # tile side, as companion.preprocess.InputSpec.size
+    size: int = 224                   # tile side, as runtime.preprocess.InputSpec.size
 
 
 @dataclass

@@ -8,30 +8,16 @@ against a committed data-list fails with the first differing records named.
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 
-from dataprep.records import Sample, read_manifest
+from runtime.records import Sample, digest, read_manifest
+from runtime.records import render_datalist as render
 
-HEADER = "# lost-and-found data-list v1: <id> <sha256 of the source image>, sorted by id"
 SHOW = 5
 
 
 class DatalistMismatch(ValueError):
     """The records differ from a committed data-list (the message names the first differences)."""
-
-
-def render(samples: list[Sample]) -> str:
-    lines = [HEADER]
-    for s in sorted(samples, key=lambda s: s.id):
-        if not s.sha256:
-            raise ValueError(f"record {s.id} has no sha256 (run ingest)")
-        lines.append(f"{s.id} {s.sha256}")
-    return "\n".join(lines) + "\n"
-
-
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def parse(text: str) -> dict[str, str]:

@@ -14,16 +14,10 @@ from tqdm import tqdm
 
 from dataprep import boundaries as bnd
 from dataprep.drops import Drop, drops_path, write_drops
-from dataprep.records import Sample, read_manifest, write_manifest
+from runtime.geo import KM_PER_DEG, haversine_km
+from runtime.records import Sample, read_manifest, write_manifest
 
 STAGE = "enrich"
-KM_PER_DEG = 111.195  # great-circle km per degree of latitude (mean Earth radius)
-
-
-def haversine_km(lat1, lng1, lat2, lng2) -> np.ndarray:
-    lat1, lng1, lat2, lng2 = (np.radians(np.asarray(v, np.float64)) for v in (lat1, lng1, lat2, lng2))
-    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lng2 - lng1) / 2) ** 2
-    return 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
 class Locator:

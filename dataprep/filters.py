@@ -1,6 +1,6 @@
 """`filter`: the seed's quality filters, every drop listed with its reason.
 
-  unreadable  the image does not decode (companion.preprocess.decode_image says why);
+  unreadable  the image does not decode (runtime.preprocess.decode_image says why);
   colour      mean per-channel standard deviation below `min_color_std`: black or single-colour
               frames, tunnels, "no imagery" placeholders;
   blur        variance of the 3×3 Laplacian of the grey image below `min_laplacian_var`;
@@ -24,9 +24,9 @@ import numpy as np
 from PIL import ImageStat
 from tqdm import tqdm
 
-from companion.preprocess import ImageError, decode_image
 from dataprep.drops import Drop, drops_path, write_drops
-from dataprep.records import Sample, image_path, read_manifest, write_manifest
+from runtime.preprocess import ImageError, decode_image
+from runtime.records import Sample, image_path, read_manifest, write_manifest
 
 STAGE = "filter"
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from companion.bundle import file_sha256
 from dataprep.drops import Drop, drops_path, write_drops
-from dataprep.records import Sample, write_manifest
+from runtime.files import file_sha256
+from runtime.records import Sample, write_manifest
 
 STAGE = "ingest"
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp")

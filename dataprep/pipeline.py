@@ -18,7 +18,7 @@ from pathlib import Path
 from dataprep import balance, boundaries, cache, cells, datalist, enrich, filters, ingest, prior, report, resize, split
 from dataprep.config import DataprepConfig
 from dataprep.drops import Drop, write_drops
-from dataprep.records import Sample, write_manifest
+from runtime.records import Sample, write_manifest
 
 
 def summary(samples: list[Sample]) -> dict:
@@ -126,7 +126,7 @@ def run_all(cfg: DataprepConfig, update_datalist: bool = False) -> dict:
 
     if cfg.cache.enabled:
         t = time.time()
-        folder = cache.build(samples, out / "manifest.jsonl", out / "cache", cfg.cache.size, cfg.resize.workers)
+        folder = cache.build_published(out / "manifest.jsonl", out / "cache", cfg.cache.size, cfg.resize.workers)
         run.stats["cache"] = {"folder": str(folder), "size": cfg.cache.size, "seconds": round(time.time() - t, 1)}
         print(f"   cache: {folder}", flush=True)
     (out / "stats.json").write_text(json.dumps(run.stats, indent=2) + "\n", encoding="utf-8")

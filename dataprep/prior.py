@@ -9,9 +9,8 @@ its admin-1's cell, else the nearest cell of its country, else the nearest cell:
 cell for lends its mass to its neighbours, which is what the model would answer there anyway).
 Add-`smoothing` counts keep every cell possible.
 
-Written beside the manifest as `prior.json`:
-    {"name", "source", "sha256", "points", "smoothing",
-     "cells": [π per cell id], "countries": {ISO2: π over the game's points, unsmoothed}}
+Written beside the manifest as `prior.json` (format: runtime.dataset; countries are π over the
+game's points, unsmoothed).
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from dataprep.cells import CellSet
-from dataprep.records import Sample
+from runtime.records import Sample
 
 STAGE = "prior"
 
@@ -81,13 +80,6 @@ def write(path: Path | str, source: Path | str, cell_prior: np.ndarray, country_
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=0) + "\n", encoding="utf-8")
     tmp.replace(path)
-    return doc
-
-
-def load(path: Path | str) -> dict:
-    doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    if not isinstance(doc.get("cells"), list) or not isinstance(doc.get("countries"), dict):
-        raise ValueError(f"{path}: not a prior file (cells, countries)")
     return doc
 
 

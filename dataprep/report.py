@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from dataprep.drops import read_drops
-from dataprep.records import read_manifest
+from runtime.records import read_manifest
 
 PNG_META = {"Software": None}  # no version string in the files: re-runs give the same bytes
 

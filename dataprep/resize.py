@@ -18,9 +18,9 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from companion.preprocess import MAX_PIXELS
 from dataprep.drops import Drop, drops_path, write_drops
-from dataprep.records import Sample, image_path, read_manifest, write_manifest
+from runtime.preprocess import MAX_PIXELS
+from runtime.records import Sample, image_path, read_manifest, write_manifest
 
 STAGE = "resize"
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")

@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections import defaultdict
 
-from dataprep.records import Sample, read_manifest, write_manifest
+from runtime.records import Sample, read_manifest, write_manifest
 
 STAGE = "split"
 

@@ -1,6 +1,6 @@
 """Development model bundles for the companion's tests and benchmark, made from the fixture images.
 
-Two kinds, both real ONNX models in the contract's bundle format (`companion.bundle`):
+Two kinds, both real ONNX models in the contract's bundle format (`runtime.bundle`):
 - `tiny`: a 4×4-stride convolution + linear head at 64 px, built with onnx.helper in milliseconds.
   The load tests use it: they exercise the server (10,000 frames), not the network.
 - a timm backbone (e.g. `mobilenetv2_100`), random weights, exported with torch: a stand-in for
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from companion.bundle import BundleMeta, Cell, CellRegion, Country, InputMeta, Region, save_meta
 from companion.world import world
+from runtime.bundle import BundleMeta, Cell, CellRegion, Country, InputMeta, Region, save_meta
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "images"

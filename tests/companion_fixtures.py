@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from companion.bundle import DEFAULT_BUNDLE
+from companion.config import DEFAULT_BUNDLE
 
 __all__ = [
     "ROOT", "FIXTURE_IMAGES", "CompanionServer", "frame_bytes", "jpeg_bytes", "main_bundle", "tiny_bundle",

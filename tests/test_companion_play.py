@@ -92,6 +92,6 @@ def test_a_name_shared_by_a_dependency_means_the_country(main_server):
     from companion.engine import Engine
     from companion.play import Play
 
-    play = Play(Engine(_main_bundle_path()), db=main_server.home / "names.sqlite")
+    play = Play(Engine(_main_bundle_path()), FIXTURE_IMAGES[0].parent, db=main_server.home / "names.sqlite")
     assert play.country_code("new zealand") == "NZ" and play.country_code("TK") == "TK"
     assert play.country_code("France") == "FR" and play.country_code("atlantis") is None

@@ -8,9 +8,10 @@ import shapely
 from dataprep_fixtures import FIXTURES, admin1, run_cli
 
 from dataprep import boundaries
-from dataprep.enrich import Locator, enrich, haversine_km
+from dataprep.enrich import Locator, enrich
 from dataprep.ingest import ingest
-from dataprep.records import Sample
+from runtime.geo import haversine_km
+from runtime.records import Sample
 
 
 @pytest.fixture(scope="module")

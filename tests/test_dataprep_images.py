@@ -10,11 +10,12 @@ import numpy as np
 from dataprep_fixtures import FIXTURES, copy_pairs, fixture_ids, tree_digest
 from PIL import Image, ImageDraw, ImageFilter
 
-from companion.preprocess import decode_image, tiles_uint8
 from dataprep import cache, filters
 from dataprep.ingest import ingest
-from dataprep.records import image_path, write_manifest
 from dataprep.resize import resize
+from runtime.dataset import load_tiles, tile_reader
+from runtime.preprocess import decode_image, tiles_uint8
+from runtime.records import image_path, write_manifest
 
 
 def _ingest(folder):
@@ -112,7 +113,7 @@ def test_cache_holds_the_companion_tiles_keyed_by_size_and_datalist(tmp_path):
     manifest = tmp_path / "m.jsonl"
     write_manifest(manifest, samples)
     folder = cache.build(samples, manifest, tmp_path / "cache", size=32, workers=2)
-    tiles, index = cache.load(folder)
+    tiles, index = load_tiles(folder)
     assert tiles.dtype == np.uint8 and tiles.shape == (5, 32, 32, 3)
     wide = next(s for s in samples if s.image.endswith("wide.jpg"))
     i = index["ids"].index(wide.id)
@@ -133,8 +134,8 @@ def test_training_reads_tiles_from_the_packed_cache(tmp_path):
     samples, _ = _ingest(src)
     manifest = tmp_path / "m.jsonl"
     write_manifest(manifest, samples)
-    assert cache.tile_reader(samples, manifest, 32) is None            # not built yet: decode instead
-    cache.build(samples, manifest, tmp_path / "cache", size=32, workers=1)
-    read = cache.tile_reader(samples, manifest, 32)
+    assert tile_reader(manifest, 32) is None            # not built yet: decode instead
+    cache.build_published(manifest, tmp_path / "cache", size=32, workers=1)
+    read = tile_reader(manifest, 32)
     for s in samples:
         np.testing.assert_array_equal(read(s.id), tiles_uint8(decode_image(image_path(s, manifest).read_bytes()), 32))

@@ -9,9 +9,9 @@ import shutil
 from dataprep_fixtures import FIXTURES, copy_pairs, fixture_ids, run_cli, sidecar, tree_digest
 from PIL import Image
 
-from companion.bundle import file_sha256 as sha256_file
 from dataprep.ingest import ingest
-from dataprep.records import read_manifest
+from runtime.files import file_sha256 as sha256_file
+from runtime.records import read_manifest
 
 
 def test_pair_folder_reads_every_fixture_with_its_fields():

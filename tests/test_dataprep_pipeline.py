@@ -10,9 +10,10 @@ import pytest
 from dataprep_fixtures import COMMITTED, FIXTURES, ROOT, copy_pairs, fixture_ids, run_cli, tree_digest
 from PIL import Image
 
-from dataprep import cache, cli
+from dataprep import cli
 from dataprep.config import DataprepConfig
-from dataprep.records import image_path, read_manifest
+from runtime.dataset import load_tiles, tile_reader
+from runtime.records import image_path, read_manifest
 
 LABELS = ("country", "country_name", "adm1_code", "region", "cell", "split", "sha256")
 
@@ -75,8 +76,9 @@ def test_all_on_the_fixtures_is_complete_reproducible_and_checked(tmp_path):
     for name in ("datalist.txt", "cells.geojson", "stats.json", "prior.json", "report/report.html", "report/map.png",
                  "report/filters.png"):
         assert (art / name).is_file(), name
-    tiles, index = cache.load(stats["cache"]["folder"])
+    tiles, index = load_tiles(stats["cache"]["folder"])
     assert tiles.shape[1:] == (32, 32, 3) and sorted(index["ids"]) == sorted(s.id for s in samples)
+    assert tile_reader(manifest, 32) is not None  # published beside the manifest, where training looks
     first_manifest = manifest.read_bytes()
     datalist = (art / "datalist.txt").read_bytes()
 

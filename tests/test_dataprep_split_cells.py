@@ -11,7 +11,7 @@ from dataprep_fixtures import admin1, run_cli
 
 from dataprep import balance, cells, datalist, split
 from dataprep.enrich import enrich
-from dataprep.records import Sample, write_manifest
+from runtime.records import Sample, write_manifest
 
 
 def _points(country_boxes: dict[str, tuple[float, float, float, float, int]], views: int = 2, seed: int = 0) -> list[Sample]:

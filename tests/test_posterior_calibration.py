@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from companion.bundle import Cell, CellRegion
-from companion.posterior import GEOGUESSR_SCALE_KM, CellIndex, calibrate, haversine_km, log_softmax
+from runtime.bundle import Cell, CellRegion
+from runtime.geo import haversine_km
+from runtime.posterior import GEOGUESSR_SCALE_KM, CellIndex, calibrate, log_softmax
 from training.calibration import fit_temperature, log_adjustment, train_prior
 from training.evaluate import game_weights
 from training.geo import reliability

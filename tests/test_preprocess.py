@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from companion.preprocess import ImageError, decode_image, tile_boxes, tiles_uint8
+from runtime.preprocess import ImageError, decode_image, tile_boxes, tiles_uint8
 from tests.conftest import FIXTURE_IMAGES
 
 

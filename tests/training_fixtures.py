@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dataprep.records import Sample, write_manifest
+from runtime.records import Sample, write_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "images"

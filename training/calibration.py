@@ -1,5 +1,5 @@
 """Honest confidence and the game's prior: what turns the model's pooled log-probabilities into the
-probabilities the companion shows (`companion.posterior.calibrate`), fitted on the world validation.
+probabilities the companion shows (`runtime.posterior.calibrate`), fitted on the world validation.
 
 - π_train(cell): the mix the loss taught, the weighted mean of the smoothed training targets (our data is
   48% US, weighted by country^-balance); π_game(cell): dataprep's prior.json. Their log-ratio is the
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from companion.posterior import CellIndex, calibrate
+from runtime.posterior import CellIndex, calibrate
 
 T_GRID = np.exp(np.linspace(np.log(0.2), np.log(10.0), 81))
 

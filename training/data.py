@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from companion.bundle import Cell, CellRegion, Country, Region
-from dataprep.records import Sample, image_path, read_manifest
+from runtime.bundle import Cell, CellRegion, Country, Region
+from runtime.dataset import load_prior as read_prior
+from runtime.geo import haversine_km
+from runtime.records import Sample, digest, image_path, read_manifest, render_datalist
 
 SPLITS = ("train", "val", "test")
-CELL_POINTS = 8   # training places kept per cell as candidate pins (companion.posterior.CellIndex.point)
+CELL_POINTS = 8   # training places kept per cell as candidate pins (runtime.posterior.CellIndex.point)
 
 
 class DataError(ValueError):
@@ -26,9 +28,7 @@ class DataError(ValueError):
 
 def datalist_sha256(samples: list[Sample]) -> str:
     """The dataset version: the same digest dataprep records for its committed data-list."""
-    from dataprep import datalist
-
-    return datalist.digest(datalist.render(samples))
+    return digest(render_datalist(samples))
 
 
 @dataclass
@@ -117,8 +117,6 @@ def with_points(cells: list[Cell], train: list[Sample], k: int = CELL_POINTS) ->
     """Each cell with up to k of its distinct training places: the medoid (the place with the least
     total distance to the others), then a seeded random sample of the rest: an unbiased picture of
     where in the cell an answer may be."""
-    from companion.posterior import haversine_km
-
     places: dict[int, dict[str, tuple[float, float]]] = {}
     for s in sorted(train, key=lambda s: s.id):
         places.setdefault(s.cell, {}).setdefault(s.location, (s.lat, s.lng))
@@ -139,13 +137,11 @@ def with_points(cells: list[Cell], train: list[Sample], k: int = CELL_POINTS) ->
 
 def load_prior(manifest: Path | str) -> dict | None:
     """dataprep's prior.json beside the manifest (the game's location mix), or None."""
-    from dataprep import prior
-
     path = Path(manifest).parent / "prior.json"
     if not path.is_file():
         return None
     try:
-        return prior.load(path)
+        return read_prior(path)
     except (ValueError, json.JSONDecodeError) as e:
         raise DataError(str(e)) from e
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from companion.bundle import load_meta, save_meta
-from companion.posterior import calibrate
+from runtime.bundle import load_meta, save_meta
+from runtime.posterior import calibrate
 from training.config import DefaultConfig
 from training.evaluate import bundle_log_probs, fit_calibrations, full_report, onnx_latency_ms, write_report
 from training.export import bundle_size_mb, export_bundle, install_bundle

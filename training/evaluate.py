@@ -21,9 +21,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from companion.bundle import load_meta
-from companion.posterior import CellIndex, calibrate
-from companion.preprocess import prepare as prepare_pixels
+from runtime.bundle import load_meta
+from runtime.posterior import CellIndex, calibrate
+from runtime.preprocess import prepare as prepare_pixels
 from training.calibration import fit_temperature
 from training.config import TrainConfig
 from training.data import Dataset

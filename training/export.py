@@ -1,4 +1,4 @@
-"""`export`: a trained run → a model bundle folder (companion.bundle): one ONNX graph
+"""`export`: a trained run → a model bundle folder (runtime.bundle): one ONNX graph
 pixels [N, 3, S, S] → logits [N, cells], bundle.json and cells.geojson.
 
 The folder is written beside the target and renamed into place, so a companion never sees half a
@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from companion.bundle import file_sha256, save_meta
-from companion.preprocess import prepare as prepare_pixels
+from runtime.bundle import save_meta
+from runtime.files import file_sha256
+from runtime.preprocess import prepare as prepare_pixels
 from training.data import Dataset
 from training.train import bundle_meta, input_spec, load_trained
 

@@ -1,7 +1,7 @@
 """Frozen-backbone features, computed once and cached (heads then train in seconds on a CPU).
 
 A cache is two files under the features folder:
-    <backbone>-<size>.npy    float32 [tiles, D]: one row per square tile (companion.preprocess)
+    <backbone>-<size>.npy    float32 [tiles, D]: one row per square tile (runtime.preprocess)
     <backbone>-<size>.json   {"backbone", "size", "weights", "ids": [...], "offsets": [...]}
 It is reused when it covers the requested images with the same weights setting, else recomputed.
 Image i's tiles are rows offsets[i]:offsets[i+1]; the tiles are exactly what the companion feeds
@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from companion.preprocess import InputSpec, normalize, tiles_uint8
+from runtime.preprocess import InputSpec, normalize, tiles_uint8
 from training.models import backbone_defaults, create_backbone
 
 

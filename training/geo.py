@@ -1,7 +1,7 @@
 """Geography for training and evaluation: haversine label smoothing and the metrics we report.
 
-Distances use companion.posterior.haversine_km and every country/region/point answer comes from
-companion.posterior.CellIndex, so the numbers here are what the companion serves.
+Distances use runtime.geo.haversine_km and every country/region/point answer comes from
+runtime.posterior.CellIndex, so the numbers here are what the companion serves.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from companion.posterior import GEOGUESSR_SCALE_KM, CellIndex, haversine_km, log_softmax, pool_log_probs
+from runtime.geo import haversine_km
+from runtime.posterior import GEOGUESSR_SCALE_KM, CellIndex, log_softmax, pool_log_probs
 
 WITHIN_KM = (1, 25, 200, 750, 2500)
 ECE_BINS = 15

@@ -14,7 +14,7 @@ from torch import nn
 from training.weights import WeightsError, load_pretrained
 
 # the backbones compared for the default model, with the input size and normalization of their
-# pretrained weights (the bundle records them; companion.preprocess applies them)
+# pretrained weights (the bundle records them; runtime.preprocess applies them)
 BACKBONES: dict[str, dict] = {
     "tf_efficientnet_lite0": {"size": 224, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)},
     "tf_efficientnet_lite1": {"size": 240, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)},

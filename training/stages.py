@@ -32,7 +32,7 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from companion.preprocess import InputSpec, normalize, tiles_uint8
+from runtime.preprocess import InputSpec, normalize, tiles_uint8
 from training.features import FeatureCache, cache_paths, covers, load_cache
 from training.models import backbone_defaults, create_backbone
 
@@ -197,7 +197,7 @@ def _tiles(image_id: str, path: Path, size: int, read_tiles) -> np.ndarray:
 def _tile_count(image_id: str, path: Path, size: int, read_tiles) -> int:
     if read_tiles:
         return len(read_tiles(image_id))
-    from companion.preprocess import tile_boxes
+    from runtime.preprocess import tile_boxes
 
     with Image.open(path) as im:
         return len(tile_boxes(*im.size))

@@ -24,10 +24,10 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from companion.bundle import BundleMeta, Calibration, InputMeta
-from companion.posterior import CellIndex
-from companion.preprocess import InputSpec, normalize, tiles_uint8
-from dataprep.cache import tile_reader
+from runtime.bundle import BundleMeta, Calibration, InputMeta
+from runtime.dataset import tile_reader
+from runtime.posterior import CellIndex
+from runtime.preprocess import InputSpec, normalize, tiles_uint8
 from training.calibration import log_adjustment, train_prior
 from training.config import TrainConfig
 from training.data import DataError, Dataset, load_dataset, load_prior
@@ -163,7 +163,7 @@ def prepare(cfg: TrainConfig) -> Prepared:
     """Everything that can fail checked before training: backbone, weights, data-list, splits."""
     spec = input_spec(cfg)  # unknown backbone → error here
     ds = load_dataset(cfg.manifest, cfg.cells, cfg.datalist_sha256)
-    read_tiles = tile_reader(ds.samples, ds.manifest, spec.size)  # before any subsetting: the cache's key
+    read_tiles = tile_reader(ds.manifest, spec.size)  # dataprep's published cache of this manifest
     if cfg.views_per_location:
         ds.samples = first_views(ds.samples, cfg.views_per_location)
     if cfg.select not in ("geoguessr_score", "country_top1", "country_balanced_acc", "cell_top1"):
@@ -324,7 +324,7 @@ def selection_metrics(prep: Prepared, log_probs: np.ndarray) -> dict:
     """What early stopping sees: the world validation, game-weighted, as the companion would serve this
     epoch's model (the game's prior applied, the country temperature fitted on val): an over-confident
     epoch's pins are judged after calibration, as the player would get them."""
-    from companion.posterior import calibrate
+    from runtime.posterior import calibrate
     from training.calibration import fit_temperature
     from training.evaluate import country_truth, game_weights, subset_metrics
 

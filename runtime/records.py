@@ -2,15 +2,19 @@
 
 Every dataprep stage reads and writes manifests of `Sample` rows (JSONL, one object a line,
 sorted by id), and training reads the final manifest. Later stages fill more fields; a field a
-stage has not reached yet stays None.
+stage has not reached yet stays None. The dataset's version is the digest of its data-list
+(`render`): one header line, then `<id> <sha256 of the source image>` per record, sorted by id.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+
+DATALIST_HEADER = "# lost-and-found data-list v1: <id> <sha256 of the source image>, sorted by id"
 
 
 @dataclass(frozen=True)
@@ -75,3 +79,17 @@ def image_path(sample: Sample, manifest: Path | str) -> Path:
     """Resolve a sample's image against the folder of the manifest that lists it."""
     p = Path(sample.image)
     return p if p.is_absolute() else Path(manifest).parent / p
+
+
+def render_datalist(samples: list[Sample]) -> str:
+    """The data-list text of `samples` (byte-reproducible: sorted by id, LF line ends)."""
+    lines = [DATALIST_HEADER]
+    for s in sorted(samples, key=lambda s: s.id):
+        if not s.sha256:
+            raise ValueError(f"record {s.id} has no sha256 (run ingest)")
+        lines.append(f"{s.id} {s.sha256}")
+    return "\n".join(lines) + "\n"
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

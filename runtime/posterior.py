@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from companion.bundle import BundleMeta
+from runtime.bundle import BundleMeta
+from runtime.geo import haversine_km
 
-EARTH_RADIUS_KM = 6371.0088
 GEOGUESSR_SCALE_KM = 1492.7   # a guess d km away scores round(5000·exp(−d/1492.7)) on the World map
 POINT_COUNTRIES = 3           # the pin lies in one of the top countries the list shows
 
@@ -31,12 +31,6 @@ def pool_log_probs(log_probs: np.ndarray) -> np.ndarray:
     panning (the bollard rules out half the candidates that the road markings allowed).
     """
     return log_softmax(np.asarray(log_probs, np.float64).reshape(-1, log_probs.shape[-1]).mean(axis=0))
-
-
-def haversine_km(lat1, lng1, lat2, lng2) -> np.ndarray:
-    lat1, lng1, lat2, lng2 = (np.radians(np.asarray(v, np.float64)) for v in (lat1, lng1, lat2, lng2))
-    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lng2 - lng1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
 def calibrate(log_probs: np.ndarray, temperature: float = 1.0, log_adjust: np.ndarray | None = None,

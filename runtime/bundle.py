@@ -2,23 +2,22 @@
 
 A bundle is a folder:
     bundle.json    BundleMeta below (labels, cells, preprocessing, provenance, metrics)
-    model.onnx     input "pixels" float32 [N, 3, S, S] (see `companion.preprocess`),
+    model.onnx     input "pixels" float32 [N, 3, S, S] (see `runtime.preprocess`),
                    output "logits" float32 [N, len(cells)] (geocell logits)
     cells.geojson  the cells' simplified polygons, properties {"id", "country", "name"}, for drawing
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from companion.preprocess import InputSpec
+from runtime.files import file_sha256
+from runtime.preprocess import InputSpec
 
 FORMAT = "lostandfound-bundle/2"  # 2: calibrations and priors, cell points
-DEFAULT_BUNDLE = Path(__file__).resolve().parent / "models" / "default"
 
 
 class Country(BaseModel):
@@ -100,14 +99,6 @@ def load_meta(bundle_dir: Path | str) -> BundleMeta:
     if meta.model_sha256 and meta.model_sha256 != file_sha256(bundle_dir / "model.onnx"):
         raise ValueError(f"{bundle_dir}/model.onnx does not match the sha256 in bundle.json: damaged or replaced")
     return meta
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_meta(bundle_dir: Path | str, meta: BundleMeta) -> None:
