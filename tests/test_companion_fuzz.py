@@ -7,7 +7,6 @@ import json
 import struct
 
 import pytest
-from companion_fixtures import *  # noqa: F403
 from companion_fixtures import FIXTURE_IMAGES, frame_bytes, jpeg_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -22,8 +22,8 @@ import zlib
 
 import httpx
 import pytest
-from companion_fixtures import *  # noqa: F403
-from companion_fixtures import FIXTURE_IMAGES, ROOT, frame_bytes, jpeg_bytes, server_memory_kb, start_server
+from companion_fixtures import FIXTURE_IMAGES, frame_bytes, jpeg_bytes, server_memory_kb, start_server
+from paths import ROOT
 from PIL import Image
 from websockets.sync.client import connect
 

@@ -10,7 +10,6 @@ import socket
 import struct
 
 import httpx
-from companion_fixtures import *  # noqa: F403
 from companion_fixtures import FIXTURE_IMAGES, frame_bytes, jpeg_bytes
 from websockets.asyncio.client import connect as aconnect
 from websockets.sync.client import connect

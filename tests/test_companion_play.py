@@ -8,8 +8,8 @@ import sys
 
 import httpx
 import pytest
-from companion_fixtures import *  # noqa: F403
-from companion_fixtures import FIXTURE_IMAGES, ROOT
+from companion_fixtures import FIXTURE_IMAGES
+from paths import ROOT
 
 from companion.world import world
 

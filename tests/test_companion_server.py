@@ -10,8 +10,8 @@ import sys
 import httpx
 import numpy as np
 import pytest
-from companion_fixtures import *  # noqa: F403
-from companion_fixtures import FIXTURE_IMAGES, ROOT, frame_bytes, jpeg_bytes, start_server
+from companion_fixtures import FIXTURE_IMAGES, frame_bytes, jpeg_bytes, start_server
+from paths import ROOT
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from companion_fixtures import *  # noqa: F403
-from companion_fixtures import FIXTURE_IMAGES, ROOT
+from companion_fixtures import FIXTURE_IMAGES
+from paths import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 # the committed picture is refreshed only on purpose; a plain run writes under work/ (ignored by git)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import shapely
-from dataprep_fixtures import FIXTURES, admin1, run_cli
+from dataprep_fixtures import admin1, run_cli
+from paths import FIXTURES
 
 from dataprep import boundaries
 from dataprep.enrich import Locator, enrich

@@ -7,7 +7,8 @@ import os
 import shutil
 
 import numpy as np
-from dataprep_fixtures import FIXTURES, copy_pairs, fixture_ids, tree_digest
+from dataprep_fixtures import copy_pairs, fixture_ids, tree_digest
+from paths import FIXTURES
 from PIL import Image, ImageDraw, ImageFilter
 
 from dataprep import cache, filters

@@ -6,7 +6,8 @@ import csv
 import json
 import shutil
 
-from dataprep_fixtures import FIXTURES, copy_pairs, fixture_ids, run_cli, sidecar, tree_digest
+from dataprep_fixtures import copy_pairs, fixture_ids, run_cli, sidecar, tree_digest
+from paths import FIXTURES
 from PIL import Image
 
 from dataprep.ingest import ingest

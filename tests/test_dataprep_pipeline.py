@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from dataprep_fixtures import COMMITTED, FIXTURES, ROOT, copy_pairs, fixture_ids, run_cli, tree_digest
+from dataprep_fixtures import COMMITTED, copy_pairs, fixture_ids, run_cli, tree_digest
+from paths import FIXTURES, ROOT
 from PIL import Image
 
 from dataprep import cli

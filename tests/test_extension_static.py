@@ -10,6 +10,7 @@ import struct
 import subprocess
 
 import pytest
+from paths import FIXTURES
 
 from companion.protocol import FrameHeader
 from tests.extension_fixtures import EXTENSION, ROOT
@@ -113,7 +114,7 @@ def test_main_world_script_only_keeps_the_drawing_buffer():
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
 def test_frame_encoding_is_what_the_companion_parses(tmp_path):
     """shared/protocol.js's frames, decoded the way companion/protocol.py documents, validate as FrameHeader."""
-    image = next((ROOT / "tests" / "fixtures" / "images").glob("*.jpg")).read_bytes()
+    image = next(FIXTURES.glob("*.jpg")).read_bytes()
     script = f"""
       const fs = require("fs");
       eval(fs.readFileSync({json.dumps(str(EXTENSION / "shared" / "protocol.js"))}, "utf8"));
@@ -204,9 +205,12 @@ def test_background_passes_over_superseded_replies():
     assert [m for m in res["sent"] if m[1] != "shapes"] == [[5, "prediction", None], [5, "error", "bad_image"]]
 
 
-@pytest.mark.skipif(shutil.which("npx") is None, reason="needs npx (Node.js) for web-ext lint")
+WEB_EXT = ROOT / "node_modules" / ".bin" / "web-ext"   # pinned in package-lock.json; `make test` installs it
+
+
+@pytest.mark.skipif(not WEB_EXT.exists(), reason="needs web-ext: `make test` installs it (npm ci)")
 def test_web_ext_lint_passes():
-    out = subprocess.run(["npx", "--yes", "web-ext", "lint", "--source-dir", str(EXTENSION), "--output", "json"],
+    out = subprocess.run([str(WEB_EXT), "lint", "--source-dir", str(EXTENSION), "--output", "json"],
                          capture_output=True, text=True, timeout=300, cwd=ROOT)
     report = json.loads(out.stdout[out.stdout.index("{"):]) if "{" in out.stdout else {}
     assert out.returncode == 0 and report.get("errors") == [], out.stdout[-3000:] + out.stderr[-2000:]

@@ -4,14 +4,14 @@ import io
 
 import numpy as np
 import pytest
+from paths import FIXTURES
 from PIL import Image
 
 from runtime.preprocess import ImageError, decode_image, tile_boxes, tiles_uint8
-from tests.conftest import FIXTURE_IMAGES
 
 
 def _game_frame(width=1280, height=720) -> bytes:
-    src = Image.open(sorted(FIXTURE_IMAGES.glob("*.jpg"))[0]).convert("RGB")
+    src = Image.open(sorted(FIXTURES.glob("*.jpg"))[0]).convert("RGB")
     buf = io.BytesIO()
     src.resize((width, height), Image.BICUBIC).save(buf, "JPEG", quality=90)
     return buf.getvalue()
@@ -36,7 +36,7 @@ def test_reduced_scale_decode_keeps_enough_pixels_and_matches_full_decode():
 
 
 def test_small_images_decode_exactly_as_without_min_side():
-    data = (sorted(FIXTURE_IMAGES.glob("*.jpg"))[0]).read_bytes()
+    data = (sorted(FIXTURES.glob("*.jpg"))[0]).read_bytes()
     np.testing.assert_array_equal(np.asarray(decode_image(data)), np.asarray(decode_image(data, min_side=224)))
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
+from paths import FIXTURES
 from PIL import Image
-from training_fixtures import FIXTURES
 
 from companion.config import DEFAULT_BUNDLE
 from runtime.bundle import load_meta

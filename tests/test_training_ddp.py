@@ -9,7 +9,8 @@ import signal
 import subprocess
 import sys
 
-from training_fixtures import ROOT, TINY_SIZE, tiny_manifest  # noqa: F401
+from paths import ROOT
+from training_fixtures import TINY_SIZE
 
 
 def test_torchrun_two_cpu_ranks_agree(tiny_manifest, tmp_path):  # noqa: F811

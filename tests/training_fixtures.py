@@ -12,11 +12,10 @@ import math
 from pathlib import Path
 
 import pytest
+from paths import FIXTURES
 
 from runtime.records import Sample, write_manifest
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures" / "images"
 TINY_SIZE = 64          # input side for the tests' models: seconds, not minutes, on 2 cores
 
 

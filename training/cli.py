@@ -7,8 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from training.data import DataError
-from training.weights import WeightsError
+from training.errors import DataError, WeightsError
 
 EXIT_BAD_INPUT = 2
 

@@ -17,13 +17,10 @@ from runtime.bundle import Cell, CellRegion, Country, Region
 from runtime.dataset import load_prior as read_prior
 from runtime.geo import haversine_km
 from runtime.records import Sample, digest, image_path, read_manifest, render_datalist
+from training.errors import DataError
 
 SPLITS = ("train", "val", "test")
 CELL_POINTS = 8   # training places kept per cell as candidate pins (runtime.posterior.CellIndex.point)
-
-
-class DataError(ValueError):
-    """The dataset cannot be trained on as configured (the message says why)."""
 
 
 def datalist_sha256(samples: list[Sample]) -> str:

@@ -18,9 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
-class WeightsError(RuntimeError):
-    """The weights asked for cannot be found or do not fit the backbone (the message says why)."""
+from training.errors import WeightsError
 
 
 def _package_dir(package: str, pip_name: str, extra: str = "") -> Path:

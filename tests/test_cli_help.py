@@ -1,0 +1,44 @@
+"""Every command's --help answers at once: no CLI imports torch (or another heavy library) to
+build its parser; the work imports what it needs when it runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from paths import ROOT
+
+# in a fresh interpreter: record the top-level subcommands as the parser is built, print each
+# one's --help, then report which heavy modules got imported along the way
+SCRIPT = """
+import argparse, contextlib, importlib, io, json, sys
+mod, fn = sys.argv[1].split(":")
+names, orig = [], argparse._SubParsersAction.add_parser
+def record(self, name, **kw):
+    if not names or names[0][0] is self:
+        names.append((self, name))
+    return orig(self, name, **kw)
+argparse._SubParsersAction.add_parser = record
+main = getattr(importlib.import_module(mod), fn)
+def usage(argv):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        main(argv)
+    return out.getvalue()
+top = usage(["--help"])
+subs = [n for _, n in names]
+bad = [s for s in subs if not usage([s, "--help"]).startswith("usage:")]
+heavy = [m for m in ("torch", "timm", "torchvision", "sklearn", "geopandas", "wandb") if m in sys.modules]
+print(json.dumps({"top": top.startswith("usage:"), "subcommands": subs, "bad": bad, "heavy": heavy}))
+"""
+
+
+@pytest.mark.parametrize("entry", ["training.cli:main", "dataprep.cli:main", "companion.__main__:main"])
+def test_every_help_is_light(entry):
+    r = subprocess.run([sys.executable, "-c", SCRIPT, entry], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.splitlines()[-1])
+    assert out["top"] and len(out["subcommands"]) >= 4 and out["bad"] == []
+    assert out["heavy"] == [], f"`python -m {entry.split('.')[0]} --help` imports {out['heavy']}"
