@@ -53,6 +53,7 @@ headers = st.fixed_dictionaries(
 ) | st.dictionaries(st.text(max_size=10), json_values, max_size=5)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(header=headers)
 def test_fuzzed_headers(ws, header):

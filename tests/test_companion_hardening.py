@@ -153,6 +153,7 @@ def test_pings_without_reading_do_not_grow_memory(tiny_bundle, tmp_path, token):
 
 # ---- 3: silent sockets ----
 
+@pytest.mark.slow
 def test_silent_sockets_neither_exhaust_fds_nor_lock_the_player_out(tiny_bundle, tmp_path):
     server = start_server(tiny_bundle, tmp_path, "--header-timeout", "3", max_fds=256)
     fds = lambda: len(os.listdir(f"/proc/{server.proc.pid}/fd"))  # noqa: E731
@@ -237,6 +238,7 @@ BROKEN = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(BROKEN))
 def test_broken_bundle_is_refused_in_one_line(tiny_bundle, tmp_path, case):
     bundle = tmp_path / "bundle"

@@ -10,6 +10,7 @@ import socket
 import struct
 
 import httpx
+import pytest
 from companion_fixtures import FIXTURE_IMAGES, frame_bytes, jpeg_bytes
 from websockets.asyncio.client import connect as aconnect
 from websockets.sync.client import connect
@@ -17,6 +18,7 @@ from websockets.sync.client import connect
 CLIENTS, FRAMES, WINDOW = 50, 200, 4
 
 
+@pytest.mark.slow
 def test_50_clients_200_frames_no_lost_reply(tiny_server):
     # small real frames (one tile each) keep 10,000 of them cheap; the 1280×720 path is in the benchmark
     images = [jpeg_bytes(p, size=(32, 32), quality=80) for p in FIXTURE_IMAGES]

@@ -47,6 +47,7 @@ def _config(tmp_path: Path, src: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_all_on_the_fixtures_is_complete_reproducible_and_checked(tmp_path):
     src = copy_pairs(tmp_path / "src")
     before = tree_digest(src)

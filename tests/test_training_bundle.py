@@ -56,6 +56,7 @@ def test_default_bundle_answers_for_real_images(meta):
         assert len(m) and index.cell_country[index.cand_cell[m[0]]] in top3
 
 
+@pytest.mark.slow
 def test_every_candidate_pin_is_on_land_in_its_cells_country(meta):
     """The served pin is always one of these places: each lies in (or within 20 km of the coast of) its
     cell's country by Natural Earth's admin-1 polygons, so no pin can fall in the sea between two modes."""

@@ -61,7 +61,8 @@ def test_mix_one_gives_the_cell_heads_own_marginal_and_no_underflow():
                                atol=1e-5)
 
 
-def test_country_head_trains_exports_and_onnx_serves_its_probabilities(tiny_manifest, tiny_features,  # noqa: F811
+@pytest.mark.slow
+def test_country_head_trains_exports_and_onnx_serves_its_probabilities(tiny_manifest, tiny_features,
                                                                        tmp_path):
     cfg = tiny_config(tiny_manifest, tiny_features, tmp_path / "run", country_balance=1.0,
                       head=HeadConfig(hidden=32, country=True, country_mix=0.25))

@@ -9,11 +9,14 @@ import signal
 import subprocess
 import sys
 
+import pytest
 from paths import ROOT
 from training_fixtures import TINY_SIZE
 
+pytestmark = pytest.mark.slow  # two torch processes: `make test`, not the edit loop
 
-def test_torchrun_two_cpu_ranks_agree(tiny_manifest, tmp_path):  # noqa: F811
+
+def test_torchrun_two_cpu_ranks_agree(tiny_manifest, tmp_path):
     cfg = {"manifest": str(tiny_manifest), "backbone": "tf_efficientnet_lite0", "size": TINY_SIZE,
            "frozen": False, "epochs": 1, "max_steps": 3, "batch_size": 4, "wandb": "disabled",
            "augment": "mild", "out": str(tmp_path / "run")}

