@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from companion import protocol as P
 from companion.config import DEFAULT_BUNDLE
 from companion.engine import DEFAULT_THREADS
 
@@ -40,7 +41,8 @@ def cmd_serve(args) -> int:
 
     from companion.config import pairing_token
     from companion.play import Play
-    from companion.server import Settings, create_app
+    from companion.server import create_app
+    from companion.settings import Settings
     from companion.transport import protocols
 
     engine = _engine(args)
@@ -123,7 +125,7 @@ def cmd_baseline_report(args) -> int:
         print(json.dumps(report))
         return EXIT_OK
     if not report["images"]:
-        print("no Play rounds yet: play some at http://127.0.0.1:8765/#play (python -m companion serve)")
+        print(f"no Play rounds yet: play some at http://{P.DEFAULT_HOST}:{P.DEFAULT_PORT}/#play (python -m companion serve)")
         return EXIT_OK
     print(f"{report['images']} images played by {', '.join(report['players'])}; model {report['model']}")
     print(f"{'':8}{'top-1':>8}{'top-3':>8}{'top-5':>8}")
@@ -133,13 +135,15 @@ def cmd_baseline_report(args) -> int:
 
 
 def cmd_protocol_doc(args) -> int:
-    from companion.protocol_doc import render
+    from companion.protocol_doc import render, render_constants
 
     text = render()
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+    if args.js:
+        Path(args.js).write_text(render_constants(), encoding="utf-8")
     return EXIT_OK
 
 
@@ -156,14 +160,14 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("serve", help="run the server for the extension and the web UI")
     model_args(p)
-    p.add_argument("--host", default="127.0.0.1", help="bind address (loopback by default; anything else exposes the model)")
-    p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    p.add_argument("--host", default=P.DEFAULT_HOST, help="bind address (loopback by default; anything else exposes the model)")
+    p.add_argument("--port", type=int, default=P.DEFAULT_PORT, help="0 picks a free port")
     p.add_argument("--token", default=None, help="pairing token (default: $LF_TOKEN, else the saved one)")
-    p.add_argument("--rate-limit", type=float, default=30.0, help="messages per second per websocket connection")
-    p.add_argument("--max-frame-bytes", type=int, default=8 * 1024 * 1024)
-    p.add_argument("--max-pixels", type=int, default=4096 * 4096)
-    p.add_argument("--max-connections", type=int, default=128, help="open connections at most (also kept under a quarter of the fd limit)")
-    p.add_argument("--header-timeout", type=float, default=10.0,
+    p.add_argument("--rate-limit", type=float, default=P.RATE_PER_S, help="messages per second per websocket connection")
+    p.add_argument("--max-frame-bytes", type=int, default=P.MAX_FRAME_BYTES)
+    p.add_argument("--max-pixels", type=int, default=P.MAX_PIXELS)
+    p.add_argument("--max-connections", type=int, default=P.MAX_CONNECTIONS, help="open connections at most (also kept under a quarter of the fd limit)")
+    p.add_argument("--header-timeout", type=float, default=P.HEADER_TIMEOUT,
                    help="seconds a connection may take to send its request, or idle between requests")
     p.add_argument("--play", type=Path, default=None, help="Play images: a manifest.jsonl or a folder of <id>.json + image "
                    "(default: the built dataset's test split, else the test fixtures)")
@@ -175,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     model_args(p)
     p.add_argument("images", nargs="+", type=Path)
     p.add_argument("--json", action="store_true", help="one JSON object per image per line")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=int, default=P.DEFAULT_TOP_K)
     p.set_defaults(fn=cmd_predict)
 
     p = sub.add_parser("baseline-report", help="human (Play) vs model top-1/3/5 on the same images")
@@ -185,8 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_baseline_report)
 
-    p = sub.add_parser("protocol-doc", help="render docs/protocol.md from the pydantic models")
-    p.add_argument("--out", type=Path, default=None)
+    p = sub.add_parser("protocol-doc", help="render docs/protocol.md (and the extension's constants) from protocol.py")
+    p.add_argument("--out", type=Path, default=None, help="docs/protocol.md (default: stdout)")
+    p.add_argument("--js", type=Path, default=None, help="extension/shared/constants.js")
     p.set_defaults(fn=cmd_protocol_doc)
 
     args = ap.parse_args(argv)

@@ -8,22 +8,16 @@ from __future__ import annotations
 import json
 import random
 import secrets
-import sqlite3
-import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, Field
-
-from companion.config import data_dir
+from companion import protocol as P
+from companion.scores import Scores, default_db
 from companion.world import world
 from runtime.records import image_path, read_manifest
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
-GUESSES = 5
+GUESSES = P.PLAY_GUESSES
 
 
 @dataclass(frozen=True)
@@ -65,55 +59,6 @@ def load_images(source: Path) -> list[PlayImage]:
     return images
 
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS rounds (
-    round TEXT PRIMARY KEY, image TEXT NOT NULL, player TEXT NOT NULL, created TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS guesses (
-    round TEXT PRIMARY KEY REFERENCES rounds(round),
-    player TEXT NOT NULL,
-    image TEXT NOT NULL,          -- PlayImage.id
-    image_path TEXT NOT NULL,
-    truth TEXT NOT NULL,          -- ISO alpha-2
-    guesses TEXT NOT NULL,        -- JSON list, the player's order
-    model TEXT NOT NULL,          -- model id
-    model_guesses TEXT NOT NULL,  -- JSON list, the model's top countries
-    played TEXT NOT NULL
-);
-"""
-
-
-class Scores:
-    """The SQLite store (one connection, serialized: guesses are rare and tiny)."""
-
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._db = sqlite3.connect(str(path), check_same_thread=False)
-        self._db.executescript(SCHEMA)
-        self._lock = threading.Lock()
-
-    def execute(self, sql: str, args: tuple = ()) -> list[tuple]:
-        with self._lock, self._db:
-            return self._db.execute(sql, args).fetchall()
-
-    def guessed_images(self, player: str) -> set[str]:
-        return {r[0] for r in self.execute("SELECT image FROM guesses WHERE player = ?", (player,))}
-
-    def rows(self, player: str | None = None) -> list[dict]:
-        sql = "SELECT player, image, image_path, truth, guesses, model, model_guesses FROM guesses"
-        rows = self.execute(sql + (" WHERE player = ?" if player else "") + " ORDER BY played", (player,) if player else ())
-        keys = ("player", "image", "image_path", "truth", "guesses", "model", "model_guesses")
-        out = [dict(zip(keys, r, strict=True)) for r in rows]
-        for r in out:
-            r["guesses"], r["model_guesses"] = json.loads(r["guesses"]), json.loads(r["model_guesses"])
-        return out
-
-
-def default_db() -> Path:
-    return data_dir() / "play.sqlite"
-
-
 def top_k_hits(rows: list[dict], key: str) -> dict[str, float]:
     n = len(rows)
     return {f"top{k}": (sum(r["truth"] in r[key][:k] for r in rows) / n if n else 0.0) for k in (1, 3, 5)}
@@ -149,25 +94,22 @@ class Play:
             by_country.setdefault(self.images[i].country, []).append(i)
         image = random.choice(by_country[random.choice(sorted(by_country))])
         round_id = secrets.token_urlsafe(9)
-        self.scores.execute("INSERT INTO rounds VALUES (?, ?, ?, ?)", (round_id, image, player, _now()))
+        self.scores.add_round(round_id, image, player)
         return {"round": round_id, "image": f"/v1/play/image/{round_id}", "remaining": len(fresh) - 1, "total": len(self.images)}
 
     def image_of(self, round_id: str) -> PlayImage | None:
-        rows = self.scores.execute("SELECT image FROM rounds WHERE round = ?", (round_id,))
-        return self.images.get(rows[0][0]) if rows else None
+        found = self.scores.round_of(round_id)
+        return self.images.get(found[0]) if found else None
 
     def model_countries(self, image: PlayImage) -> list[str]:
         pred = self.engine.prediction(self.engine.frame_log_probs(image.path.read_bytes()), top_k=GUESSES)
         return [c.code for c in pred.countries]
 
     def guess(self, round_id: str, guesses: list[str], model_guesses: list[str]) -> dict:
-        image = self.image_of(round_id)
-        player = self.scores.execute("SELECT player FROM rounds WHERE round = ?", (round_id,))[0][0]
-        self.scores.execute(
-            "INSERT INTO guesses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (round_id, player, image.id, str(image.path), image.country, json.dumps(guesses), self.engine.model_id,
-             json.dumps(model_guesses), _now()),
-        )
+        image_id, player = self.scores.round_of(round_id)
+        image = self.images[image_id]
+        self.scores.add_guess(round_id, player, image.id, str(image.path), image.country, guesses,
+                              self.engine.model_id, model_guesses)
         rows = self.scores.rows(player)
         return {
             "truth": {"code": image.country, "name": image.country_name, "lat": image.lat, "lng": image.lng},
@@ -175,79 +117,6 @@ class Play:
             "model": [{"code": g, "name": self.names.get(g, g), "correct": g == image.country} for g in model_guesses],
             "score": {"rounds": len(rows), "human": top_k_hits(rows, "guesses"), "model": top_k_hits(rows, "model_guesses")},
         }
-
-
-class NewRound(BaseModel):
-    player: str = Field(default="player", min_length=1, max_length=64)
-
-
-class Guess(BaseModel):
-    round: str = Field(min_length=1, max_length=64)
-    guesses: list[str] = Field(min_length=1, max_length=GUESSES)
-
-
-def mount_play(app: FastAPI, play: Play, authorized, run, read_json) -> None:
-    """The Play HTTP API (the web UI's Play tab drives it; writes need the pairing token).
-
-    authorized(request) checks the token; run(fn, *args) runs blocking work off the event loop;
-    await read_json(request, Model) reads a small JSON body (size-limited; None when empty). Bodies
-    are read only after the token check: an unauthenticated body of any size is never parsed.
-    """
-
-    def error(status: int, code: str, message: str) -> JSONResponse:
-        return JSONResponse({"type": "error", "code": code, "message": message}, status_code=status)
-
-    @app.get("/v1/play/countries")
-    async def countries():
-        return [{"code": c, "name": n} for c, n in sorted(play.names.items(), key=lambda kv: kv[1])]
-
-    @app.post("/v1/play/round")
-    async def new_round(request: Request):
-        if not authorized(request):
-            return error(401, "unauthorized", "missing or wrong pairing token")
-        body = await read_json(request, NewRound) or NewRound()
-        try:
-            return await run(play.new_round, body.player)
-        except LookupError as e:
-            return error(404, "bad_message", str(e))
-
-    @app.get("/v1/play/image/{round_id}")
-    async def image(round_id: str):
-        im = await run(play.image_of, round_id)
-        if im is None:
-            return error(404, "bad_message", f"no round {round_id!r}")
-        return FileResponse(im.path)
-
-    @app.post("/v1/play/guess")
-    async def guess(request: Request):
-        if not authorized(request):
-            return error(401, "unauthorized", "missing or wrong pairing token")
-        body = await read_json(request, Guess)
-        if body is None:
-            return error(400, "bad_message", 'the body is {"round": ROUND, "guesses": [COUNTRY, ...]}')
-        im = await run(play.image_of, body.round)
-        if im is None:
-            return error(404, "bad_message", f"no round {body.round!r}")
-        if await run(play.scores.execute, "SELECT 1 FROM guesses WHERE round = ?", (body.round,)):
-            return error(409, "bad_message", "this round has been answered already")
-        codes = []
-        for g in body.guesses:
-            code = play.country_code(g)
-            if code is None:
-                return error(400, "bad_message", f"unknown country {g!r}: type a name or an ISO code")
-            if code in codes:
-                return error(400, "bad_message", f"{play.names[code]} is guessed twice")
-            codes.append(code)
-        model_guesses = await run(play.model_countries, im)
-        try:
-            return await run(play.guess, body.round, codes, model_guesses)
-        except sqlite3.IntegrityError:  # two answers to one round raced
-            return error(409, "bad_message", "this round has been answered already")
-
-    @app.get("/v1/play/scores")
-    async def scores(player: str | None = None):
-        rows = await run(play.scores.rows, player)
-        return {"rounds": len(rows), "human": top_k_hits(rows, "guesses"), "model": top_k_hits(rows, "model_guesses")}
 
 
 def baseline_report(engine, db: Path | None = None, player: str | None = None) -> dict:
@@ -266,7 +135,3 @@ def baseline_report(engine, db: Path | None = None, player: str | None = None) -
         "human": top_k_hits(rows, "guesses"),
         "model_scores": top_k_hits(rows, "model_guesses"),
     }
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -16,7 +16,34 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from runtime import preprocess
+from runtime.bundle import Country, InputMeta, Region
+
 PROTOCOL_VERSION = 1
+
+# --- every constant and default limit of the wire, defined here only (docs/protocol.md and the
+# extension's shared/constants.js are generated from them) ---------------------------------------
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+CLOSE_POLICY = 1008           # a refused websocket handshake (Host or Origin): HTTP 403 to the client
+CLOSE_TOO_BIG = 1009          # a websocket message over the size limit
+CLOSE_UNAUTHORIZED = 4401     # application close code (4000-4999): the token was missing or wrong
+CLOSE_TIMEOUT = 3.0           # seconds a closing websocket waits for the client's side of the close
+MAX_HEADER_BYTES = 4096       # a frame's JSON header
+MAX_FRAME_BYTES = 8 * 1024 * 1024
+MAX_JSON_BODY = 16 * 1024     # Play's request bodies are a few hundred bytes
+MAX_INBOX = 8                 # messages read from one websocket and not yet answered; then reading waits
+MAX_TOP_K = 50                # countries/regions a client may ask for
+DEFAULT_TOP_K = 5
+TOP_CELLS = 64                # cells in a prediction
+RATE_PER_S = 30.0             # messages per second per connection, sustained
+RATE_BURST = 60
+MAX_ROUNDS = 8                # rounds remembered per connection (LRU)
+MAX_CONNECTIONS = 128         # open HTTP/websocket connections (see companion.transport)
+HEADER_TIMEOUT = 10.0         # seconds to send a whole request, or to idle between requests
+BODY_TIMEOUT = 30.0           # seconds to send a request body
+PLAY_GUESSES = 5              # countries a Play guess names, in order
+MAX_PIXELS = preprocess.MAX_PIXELS   # the one pixel limit: what the companion and dataprep decode
 
 
 class FrameHeader(BaseModel):
@@ -24,7 +51,7 @@ class FrameHeader(BaseModel):
     round: str = Field(min_length=1, max_length=128)   # frames of one round are pooled
     frame: int = Field(ge=0)                            # client's counter, echoed in the reply
     heading: float | None = Field(default=None, ge=0, lt=360)
-    top_k: int | None = Field(default=None, ge=1, le=50)   # countries/regions in the answer (None: server's default)
+    top_k: int | None = Field(default=None, ge=1, le=MAX_TOP_K)   # countries/regions in the answer (None: server's default)
 
 
 class ClientControl(BaseModel):
@@ -96,3 +123,42 @@ class Superseded(BaseModel):
 class Pong(BaseModel):
     type: Literal["pong"] = "pong"
     v: int = PROTOCOL_VERSION
+
+
+# --- HTTP replies --------------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    """`GET /v1/health`."""
+
+    status: Literal["ok"] = "ok"
+    protocol: int = PROTOCOL_VERSION
+    model: str                      # BundleMeta.model_id
+
+
+class ModelInfo(BaseModel):
+    """`GET /v1/model`: what the served bundle predicts, and how."""
+
+    model: str
+    backbone: str
+    created: str
+    input: InputMeta
+    countries: list[Country]
+    regions: list[Region]
+    metrics: dict
+    cells: dict                     # GeoJSON FeatureCollection, properties {"id", "country", "name"}
+    prior: str                      # the calibration served
+    priors: list[str]               # the calibrations the bundle has
+    temperature: float
+
+
+# --- Play's request bodies -----------------------------------------------------------------------
+
+
+class NewRound(BaseModel):
+    player: str = Field(default="player", min_length=1, max_length=64)
+
+
+class Guess(BaseModel):
+    round: str = Field(min_length=1, max_length=64)
+    guesses: list[str] = Field(min_length=1, max_length=PLAY_GUESSES)

@@ -1,5 +1,6 @@
-"""Render docs/protocol.md from the pydantic models in `companion.protocol` (the models are the truth;
-a test checks that the committed file is what this renders): `python -m companion protocol-doc --out docs/protocol.md`.
+"""Render docs/protocol.md and extension/shared/constants.js from `companion.protocol` (the models and
+constants are the truth; a test checks that both committed files are what this renders):
+`python -m companion protocol-doc --out docs/protocol.md --js extension/shared/constants.js`.
 """
 
 from __future__ import annotations
@@ -8,29 +9,28 @@ import json
 import typing
 
 from companion import protocol
-from companion.server import CLOSE_UNAUTHORIZED, MAX_HEADER_BYTES, MAX_INBOX, MAX_JSON_BODY, Settings
-from companion.transport import CLOSE_TIMEOUT
 
 MODELS = [
     ("Client → server", [protocol.FrameHeader, protocol.ClientControl]),
     ("Server → client", [protocol.Prediction, protocol.ErrorMessage, protocol.Superseded, protocol.Pong]),
     ("Parts of a prediction", [protocol.CountryP, protocol.RegionP, protocol.CellP, protocol.Point]),
+    ("HTTP replies", [protocol.Health, protocol.ModelInfo]),
 ]
 
 INTRO = """\
 # Lost & Found companion protocol (version {version})
 
-Generated from `companion/protocol.py` by `python -m companion protocol-doc --out docs/protocol.md`;
+Generated from `companion/protocol.py` by `python -m companion protocol-doc` (see its `--help`);
 do not edit by hand. The pydantic models are the protocol: this page shows their JSON Schemas.
 
-The companion listens on `127.0.0.1` (port 8765 by default). Every request passes three gates:
+The companion listens on `{host}` (port {port} by default). Every request passes three gates:
 
 1. **Host**: a loopback-bound companion answers only to `Host: 127.0.0.1|localhost|[::1]` (defeats
    DNS rebinding); anything else gets HTTP 403.
 2. **Origin**: a request with an `Origin` header must come from a browser extension
    (`chrome-extension://…`, `moz-extension://…`, `safari-web-extension://…`) or from the companion's
    own page (`http://127.0.0.1:PORT`, `http://localhost:PORT`). A foreign page's websocket
-   handshake is refused with HTTP 403 (close code 1008 server-side); its HTTP requests get 403.
+   handshake is refused with HTTP 403 (close code {close_policy} server-side); its HTTP requests get 403.
    Clients that send no `Origin` (native programs) pass this gate.
 3. **Pairing token**: generated at first start and kept in the user's config dir
    (`$LF_CONFIG_DIR/token`, else platformdirs' `user_config_dir("lostandfound")/token`), printed by
@@ -70,7 +70,7 @@ body must arrive within {body_timeout:g} s.
   `ErrorMessage` and the next frame is processed normally. The default limits: frames up to
   {max_bytes} bytes, images up to {max_pixels} pixels, {rate:g} messages/s per connection (burst
   {burst}); a message larger than the websocket's maximum message size (frame limit + 64 KiB)
-  closes the connection with code 1009 (the server reads and drops the rest of the message, so the
+  closes the connection with code {close_too_big} (the server reads and drops the rest of the message, so the
   close frame is not lost to a reset). A client that neither reads nor completes a close is cut off
   {close_timeout:g} s after the server's close frame.
 - `latency_ms` is server time from receiving the frame to sending the answer; `point` is the
@@ -93,16 +93,16 @@ body must arrive within {body_timeout:g} s.
 |---|---|---|---|
 | `GET /v1/health` | no | – | `{{"status": "ok", "protocol": {version}, "model": MODEL_ID}}` |
 | `GET /v1/model` | no | – | `{{"model", "backbone", "created", "input", "countries", "regions", "metrics", "cells"}}`; `cells` is a GeoJSON FeatureCollection, properties `{{"id", "country", "name"}}` |
-| `POST /v1/predict[?top_k=K]` | yes | the image bytes (any content type), K in 1–50 | a `Prediction` (`round`, `frame` null, `frames` 1); errors: 400/401/408/413 with an `ErrorMessage` |
+| `POST /v1/predict[?top_k=K]` | yes | the image bytes (any content type), K in 1–{max_top_k} | a `Prediction` (`round`, `frame` null, `frames` 1); errors: 400/401/408/413 with an `ErrorMessage` |
 | `GET /[?token=TOKEN]` | no | – | the web UI (drop/paste an image; Play); with the right token the page holds it |
 | `POST /v1/play/round` | yes | `{{"player": NAME}}` (optional) | `{{"round", "image", "remaining", "total"}}` |
 | `GET /v1/play/image/ROUND` | no | – | the round's image |
-| `POST /v1/play/guess` | yes | `{{"round": ROUND, "guesses": [up to 5 countries, names or ISO codes, in order]}}` | `{{"truth", "guesses", "model", "score"}}` |
+| `POST /v1/play/guess` | yes | `{{"round": ROUND, "guesses": [up to {guesses} countries, names or ISO codes, in order]}}` | `{{"truth", "guesses", "model", "score"}}` |
 | `GET /v1/play/scores[?player=NAME]` | no | – | `{{"rounds", "human": {{"top1", "top3", "top5"}}, "model": {{…}}}}` |
 | `GET /v1/play/countries` | no | – | `[{{"code", "name"}}]`, for the guess inputs |
 
 Play bodies are JSON of at most {max_json} bytes, read only after the token check; errors are
-`{{"type": "error", "code", "message"}}` with 400/401/404/408/409/413.
+an `ErrorMessage` with 400/401/404/408/409/413.
 
 ## Example
 
@@ -111,7 +111,7 @@ import json, struct
 from websockets.sync.client import connect
 
 header = json.dumps({{"round": "r1", "frame": 0, "heading": 90}}).encode()
-with connect("ws://127.0.0.1:8765/ws?token=TOKEN") as ws:
+with connect("ws://{host}:{port}/ws?token=TOKEN") as ws:
     ws.send(struct.pack(">I", len(header)) + header + open("frame.jpg", "rb").read())
     print(json.loads(ws.recv())["countries"][0])
 ```
@@ -127,12 +127,14 @@ def _schema_block(model) -> str:
 
 
 def render() -> str:
-    s = Settings(token="")
+    p = protocol
     out = [INTRO.format(
-        version=protocol.PROTOCOL_VERSION, close_unauthorized=CLOSE_UNAUTHORIZED, max_header=MAX_HEADER_BYTES,
-        max_rounds=s.max_rounds, max_bytes=s.max_frame_bytes, max_pixels=s.max_pixels, rate=s.rate_per_s,
-        burst=s.rate_burst, max_connections=s.max_connections, header_timeout=s.header_timeout,
-        body_timeout=s.body_timeout, max_inbox=MAX_INBOX, close_timeout=CLOSE_TIMEOUT, max_json=MAX_JSON_BODY,
+        version=p.PROTOCOL_VERSION, close_unauthorized=p.CLOSE_UNAUTHORIZED, max_header=p.MAX_HEADER_BYTES,
+        max_rounds=p.MAX_ROUNDS, max_bytes=p.MAX_FRAME_BYTES, max_pixels=p.MAX_PIXELS, rate=p.RATE_PER_S,
+        burst=p.RATE_BURST, max_connections=p.MAX_CONNECTIONS, header_timeout=p.HEADER_TIMEOUT,
+        body_timeout=p.BODY_TIMEOUT, max_inbox=p.MAX_INBOX, close_timeout=p.CLOSE_TIMEOUT, max_json=p.MAX_JSON_BODY,
+        port=p.DEFAULT_PORT, host=p.DEFAULT_HOST, max_top_k=p.MAX_TOP_K, close_policy=p.CLOSE_POLICY,
+        close_too_big=p.CLOSE_TOO_BIG, guesses=p.PLAY_GUESSES,
     )]
     for title, models in MODELS:
         out.append(f"\n### {title}\n")
@@ -142,3 +144,34 @@ def render() -> str:
     codes = ", ".join(f"`{c}`" for c in typing.get_args(protocol.ErrorCode))
     out.append(f"\n`ErrorCode`: {codes}.\n")
     return "".join(out)
+
+
+# the protocol's constants the extension needs, under the names the JS uses
+JS_CONSTANTS = ["PROTOCOL_VERSION", "DEFAULT_HOST", "DEFAULT_PORT", "CLOSE_UNAUTHORIZED", "MAX_TOP_K", "DEFAULT_TOP_K",
+                "MAX_FRAME_BYTES", "MAX_HEADER_BYTES"]
+
+
+def message_types() -> dict[str, str]:
+    """Every message `type` on the wire, both directions: {"PREDICTION": "prediction", ...}."""
+    types = []
+    for _, models in MODELS[:2]:
+        for m in models:
+            field = m.model_fields.get("type")
+            if field is not None:
+                types += typing.get_args(field.annotation)
+    return {t.upper(): t for t in types}
+
+
+def render_constants() -> str:
+    """extension/shared/constants.js: `LF.PROTOCOL`, the constants and message types of protocol.py."""
+    values = {name: getattr(protocol, name) for name in JS_CONSTANTS}
+    lines = [f"  {k}: {json.dumps(v)}," for k, v in values.items()]
+    lines.append(f"  MESSAGES: Object.freeze({json.dumps(message_types())}),")
+    lines.append(f"  ERROR_CODES: Object.freeze({json.dumps(list(typing.get_args(protocol.ErrorCode)))}),")
+    return (
+        "// Generated from companion/protocol.py by `python -m companion protocol-doc`; do not edit by hand.\n"
+        "// Loaded before the other scripts (plain script, no modules: content scripts cannot import).\n"
+        '"use strict";\n\n'
+        "var LF = globalThis.LF || (globalThis.LF = {});\n\n"
+        "LF.PROTOCOL = Object.freeze({\n" + "\n".join(lines) + "\n});\n"
+    )

@@ -20,7 +20,7 @@ import asyncio
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-CLOSE_TIMEOUT = 3.0  # seconds a closing websocket waits for the client's side of the close
+from companion.protocol import CLOSE_TIMEOUT
 
 
 def protocols(max_connections: int, header_timeout: float) -> tuple[type, type]:

@@ -4,7 +4,7 @@
 "use strict";
 
 if (typeof importScripts === "function" && !globalThis.LF?.encodeFrame) {
-  importScripts("shared/settings.js", "shared/protocol.js");
+  importScripts("shared/constants.js", "shared/settings.js", "shared/protocol.js");
 }
 
 const api = LF.api;
@@ -12,7 +12,7 @@ const PING_MS = 20000;
 const PONG_TIMEOUT_MS = 10000;
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
 const WRONG_TOKEN_RETRY_MS = 15000;
-const CLOSE_UNAUTHORIZED = 4401;
+const CLOSE_UNAUTHORIZED = LF.PROTOCOL.CLOSE_UNAUTHORIZED;
 const CAPTURE_INTERVAL_MS = 550;   // Chrome allows 2 captureVisibleTab calls per second
 
 const state = {

@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-MAX_PIXELS = 40_000_000  # a 4K frame is 8.3 Mpx; anything far above is refused, not decoded
+MAX_PIXELS = 4096 * 4096  # a 4K frame is 8.3 Mpx; anything above is refused, not decoded (companion, dataprep)
 # A frame becomes about long/short square tiles: a sliver such as 16×1,000,000 would be under
 # MAX_PIXELS yet cost tens of thousands of tiles. A 360° equirectangular panorama is 2:1 and an
 # ultrawide monitor 32:9, so 8:1 leaves room for every real frame.

@@ -237,10 +237,12 @@ def test_token_is_created_once_and_kept_private(tiny_bundle, tmp_path):
 
 
 def test_protocol_doc_is_generated_from_the_models():
-    from companion.protocol_doc import render
+    from companion.protocol_doc import render, render_constants
 
-    assert (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8") == render(), \
-        "docs/protocol.md is stale: python -m companion protocol-doc --out docs/protocol.md"
+    fix = "python -m companion protocol-doc --out docs/protocol.md --js extension/shared/constants.js"
+    assert (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8") == render(), f"docs/protocol.md is stale: {fix}"
+    assert (ROOT / "extension" / "shared" / "constants.js").read_text(encoding="utf-8") == render_constants(), \
+        f"extension/shared/constants.js is stale: {fix}"
 
 
 def test_predict_cli_reports_bad_files(main_bundle, tmp_path):

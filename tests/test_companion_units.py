@@ -16,15 +16,10 @@ from starlette.websockets import WebSocketDisconnect
 
 from companion import protocol
 from companion.engine import Engine, RoundPool
-from companion.server import (
-    CLOSE_UNAUTHORIZED,
-    MAX_HEADER_BYTES,
-    FrameError,
-    Settings,
-    TokenBucket,
-    create_app,
-    parse_frame,
-)
+from companion.frames import FrameError, parse_frame
+from companion.routes.ws import TokenBucket
+from companion.server import create_app
+from companion.settings import Settings
 from runtime.posterior import pool_log_probs
 
 TOKEN = "unit-token"
@@ -39,7 +34,7 @@ def test_parse_frame_splits_header_and_image():
 @pytest.mark.parametrize(("data", "code"), [
     (b"\x00\x00\x00", "bad_message"),                                  # shorter than the length prefix
     (struct.pack(">I", 0) + b"x", "bad_header"),                         # empty header
-    (struct.pack(">I", MAX_HEADER_BYTES + 1) + b"{}", "bad_header"),
+    (struct.pack(">I", protocol.MAX_HEADER_BYTES + 1) + b"{}", "bad_header"),
     (struct.pack(">I", 50) + b'{"v": 1}', "bad_header"),                 # header runs past the end
     (frame_bytes(b"x", raw_header=b'{"v": 1, "round": "r"}'), "bad_header"),   # no frame number
     (frame_bytes(b"x", raw_header=b"not json"), "bad_header"),
@@ -127,7 +122,7 @@ def test_websocket_answers_frames_and_controls_and_closes_on_a_wrong_token(clien
         assert json.loads(ws.receive_text())["code"] == "unauthorized"
         with pytest.raises(WebSocketDisconnect) as e:
             ws.receive_text()
-        assert e.value.code == CLOSE_UNAUTHORIZED
+        assert e.value.code == protocol.CLOSE_UNAUTHORIZED
     with client.websocket_connect(f"/ws?token={TOKEN}", headers=LOOPBACK) as ws:
         ws.send_bytes(frame_bytes(jpeg_bytes(FIXTURE_IMAGES[1], (320, 180)), round_id="r", frame=0))
         pred = json.loads(ws.receive_text())
@@ -136,3 +131,23 @@ def test_websocket_answers_frames_and_controls_and_closes_on_a_wrong_token(clien
         assert json.loads(ws.receive_text())["type"] == "pong"
         ws.send_bytes(b"\x00\x00")
         assert json.loads(ws.receive_text())["code"] == "bad_message"
+
+
+def test_play_answers_errors_in_the_protocols_envelope(tiny_bundle, tmp_path):
+    from paths import FIXTURES
+
+    from companion.play import Play
+
+    engine = Engine(tiny_bundle, threads=1)
+    app = create_app(engine, Settings(token=TOKEN, port=8765), Play(engine, FIXTURES, db=tmp_path / "play.sqlite"))
+    with TestClient(app, base_url="http://127.0.0.1:8765") as c:
+        for r, status in [(c.post("/v1/play/round", json={"player": "ann"}), 401),
+                          (c.post("/v1/play/guess", json={"round": "nope", "guesses": ["FR"]}, headers={"X-LF-Token": TOKEN}), 404),
+                          (c.post("/v1/play/guess", content=b"{", headers={"X-LF-Token": TOKEN}), 400)]:
+            assert r.status_code == status
+            protocol.ErrorMessage.model_validate(r.json())  # type, v, code, message
+        rnd = c.post("/v1/play/round", json={"player": "ann"}, headers={"X-LF-Token": TOKEN}).json()
+        guess = {"round": rnd["round"], "guesses": ["France"]}
+        assert c.post("/v1/play/guess", json=guess, headers={"X-LF-Token": TOKEN}).status_code == 200
+        r = c.post("/v1/play/guess", json=guess, headers={"X-LF-Token": TOKEN})
+        assert r.status_code == 409 and r.json()["code"] == "bad_message" and r.json()["v"] == protocol.PROTOCOL_VERSION

@@ -117,7 +117,7 @@ def test_frame_encoding_is_what_the_companion_parses(tmp_path):
     image = next(FIXTURES.glob("*.jpg")).read_bytes()
     script = f"""
       const fs = require("fs");
-      eval(fs.readFileSync({json.dumps(str(EXTENSION / "shared" / "protocol.js"))}, "utf8"));
+      for (const f of ["constants.js", "protocol.js"]) eval(fs.readFileSync({json.dumps(str(EXTENSION / "shared"))} + "/" + f, "utf8"));
       const img = new Uint8Array(Buffer.from({json.dumps(base64.b64encode(image).decode())}, "base64"));
       const out = [
         LF.encodeFrame(LF.frameHeader("a1b2c3", 7, 361.5, 8), img),
@@ -155,7 +155,7 @@ BACKGROUND_STANDINS = """
       globalThis.createImageBitmap = async () => ({ width: 100, height: 100 });
       globalThis.OffscreenCanvas = class { getContext() { return { drawImage() {} }; }
                                            async convertToBlob() { return new Blob(["jpeg"]); } };
-      for (const f of ["shared/settings.js", "shared/protocol.js", "background.js"]) {
+      for (const f of ["shared/constants.js", "shared/settings.js", "shared/protocol.js", "background.js"]) {
         vm.runInThisContext(fs.readFileSync(EXT + "/" + f, "utf8"), { filename: f });
       }
 """.replace("EXT", json.dumps(str(EXTENSION)))
@@ -208,6 +208,7 @@ def test_background_passes_over_superseded_replies():
 WEB_EXT = ROOT / "node_modules" / ".bin" / "web-ext"   # pinned in package-lock.json; `make test` installs it
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not WEB_EXT.exists(), reason="needs web-ext: `make test` installs it (npm ci)")
 def test_web_ext_lint_passes():
     out = subprocess.run([str(WEB_EXT), "lint", "--source-dir", str(EXTENSION), "--output", "json"],

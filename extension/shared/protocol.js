@@ -7,7 +7,7 @@ var LF = globalThis.LF || (globalThis.LF = {});
 // Only these fields leave the browser with the image: ids, heading and how many countries to show,
 // nothing from the game.
 LF.frameHeader = function frameHeader(round, frame, heading, topK) {
-  const header = { v: 1, round: String(round), frame };
+  const header = { v: LF.PROTOCOL.PROTOCOL_VERSION, round: String(round), frame };
   if (Number.isFinite(heading)) header.heading = ((heading % 360) + 360) % 360;
   if (Number.isInteger(topK)) header.top_k = topK;
   return header;

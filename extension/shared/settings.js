@@ -15,11 +15,11 @@ LF.DEFAULT_SELECTORS = {
 };
 
 LF.DEFAULTS = {
-  companionUrl: "ws://127.0.0.1:8765/ws",
+  companionUrl: `ws://${LF.PROTOCOL.DEFAULT_HOST}:${LF.PROTOCOL.DEFAULT_PORT}/ws`,
   token: "",
   overlay: true,
   autoCapture: true,
-  topK: 5,
+  topK: LF.PROTOCOL.DEFAULT_TOP_K,
   captureMode: "auto",   // "auto": read the canvas, fall back to a tab screenshot; "canvas"; "tab"
   selectors: LF.DEFAULT_SELECTORS,
 };
