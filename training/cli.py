@@ -122,10 +122,11 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_weights(args) -> int:
-    from training.models import backbone_defaults, create_backbone
+    from training.backbones import input_defaults
+    from training.models import create_backbone
 
     for name in args.backbones:
-        model = create_backbone(name, args.weights, backbone_defaults(name)["size"])
+        model = create_backbone(name, args.weights, input_defaults(name)["size"])
         print(f"{name}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
               f"{model.num_features} features, weights={args.weights}")
     return 0

@@ -20,6 +20,7 @@ from PIL import Image
 from runtime.bundle import save_meta
 from runtime.files import file_sha256
 from runtime.preprocess import prepare as prepare_pixels
+from training.backbones import short_name
 from training.data import Dataset
 from training.train import bundle_meta, input_spec, load_trained
 
@@ -94,10 +95,8 @@ def export_bundle(run: Path | str, ds: Dataset, out: Path | str, quantize: bool 
             quantize_int8(fp32, tmp / "model.int8.onnx")
             (tmp / "model.int8.onnx").replace(fp32)
         created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-        short = {"vit_small_patch14_dinov2": "dinov2s", "mobilenetv2_100": "mnv2"}.get(
-            cfg.backbone, cfg.backbone.replace("tf_efficientnet_", "eff"))
         prior = prior or ("world" if calibrations and "world" in calibrations else "none")
-        meta = bundle_meta(ds, cfg, spec, model_id or f"lf-{short}-cells-{created[:10]}", created, calibrations, prior)
+        meta = bundle_meta(ds, cfg, spec, model_id or f"lf-{short_name(cfg.backbone)}-cells-{created[:10]}", created, calibrations, prior)
         meta.metrics = dict(metrics or {})
         meta.metrics["onnx_parity_max_abs_fp32"] = diff
         meta.config = {**cfg.to_dict(), "quantized": "int8-dynamic" if quantize else "fp32",

@@ -21,7 +21,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from runtime.preprocess import InputSpec, normalize, tiles_uint8
-from training.models import backbone_defaults, create_backbone
+from training.backbones import input_defaults
+from training.models import create_backbone
 
 
 @dataclass
@@ -75,7 +76,7 @@ def extract(
 
     `read_tiles` (dataprep's packed cache) gives an image's tiles without decoding its JPEG.
     """
-    defaults = backbone_defaults(backbone)
+    defaults = input_defaults(backbone)
     size = size or defaults["size"]
     if reuse:
         cached = load_cache(folder, backbone, size)

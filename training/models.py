@@ -11,17 +11,8 @@ import timm
 import torch
 from torch import nn
 
-from training.weights import WeightsError, load_pretrained
-
-# the backbones compared for the default model, with the input size and normalization of their
-# pretrained weights (the bundle records them; runtime.preprocess applies them)
-BACKBONES: dict[str, dict] = {
-    "tf_efficientnet_lite0": {"size": 224, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)},
-    "tf_efficientnet_lite1": {"size": 240, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)},
-    "tf_efficientnet_lite2": {"size": 260, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)},
-    "mobilenetv2_100": {"size": 224, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
-    "vit_small_patch14_dinov2": {"size": 224, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
-}
+from training.errors import WeightsError
+from training.weights import load_pretrained
 
 
 @dataclass
@@ -32,19 +23,9 @@ class HeadConfig:
     country_mix: float = 0.0  # weight of the cell head's own country marginal beside the country head's
 
 
-def backbone_defaults(name: str) -> dict:
-    """Input size/mean/std for a backbone: ours for the compared ones, timm's for the rest."""
-    if name in BACKBONES:
-        return dict(BACKBONES[name])
-    if name not in timm.list_models():
-        raise WeightsError(f"unknown backbone {name!r} (not a timm model; compared: {', '.join(BACKBONES)})")
-    cfg = timm.create_model(name, pretrained=False).pretrained_cfg
-    return {"size": cfg["input_size"][-1], "mean": tuple(cfg["mean"]), "std": tuple(cfg["std"])}
-
-
 def create_backbone(name: str, weights: str = "auto", size: int | None = None) -> nn.Module:
     """A timm feature extractor (num_classes=0: pooled features), pretrained as `weights` says."""
-    if name not in timm.list_models():
+    if not timm.is_model(name):
         raise WeightsError(f"unknown backbone {name!r}: not a timm model name")
     kwargs = {"num_classes": 0}
     if "vit" in name and size:

@@ -33,8 +33,9 @@ from torch import nn
 from tqdm import tqdm
 
 from runtime.preprocess import InputSpec, normalize, tiles_uint8
+from training.backbones import input_defaults
 from training.features import FeatureCache, cache_paths, covers, load_cache
-from training.models import backbone_defaults, create_backbone
+from training.models import create_backbone
 
 CHUNK_IMAGES = 128  # progress is saved after each chunk
 
@@ -119,7 +120,7 @@ def build_stage_cache(
     """The trunk's activations for every image (resuming a partial build), and, with `features_dir`,
     the frozen backbone's pooled features of view 0 in training.features' format (the top is cheap),
     so a frozen head and the fine-tune that starts from it share one pass over the images."""
-    d = backbone_defaults(backbone)
+    d = input_defaults(backbone)
     size = size or d["size"]
     spec = InputSpec(size=size, mean=d["mean"], std=d["std"])
     key = stage_key(backbone, size, cut, views, seed, weights)

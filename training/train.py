@@ -28,12 +28,13 @@ from runtime.bundle import BundleMeta, Calibration, InputMeta
 from runtime.dataset import tile_reader
 from runtime.posterior import CellIndex
 from runtime.preprocess import InputSpec, normalize, tiles_uint8
+from training.backbones import input_defaults
 from training.calibration import log_adjustment, train_prior
 from training.config import TrainConfig
 from training.data import DataError, Dataset, load_dataset, load_prior
 from training.features import FeatureCache, extract
 from training.geo import pooled_log_probs, smoothed_targets
-from training.models import GeoModel, Head, Parts, backbone_defaults, create_backbone
+from training.models import GeoModel, Head, Parts, create_backbone
 from training.stages import StageCache, Top, build_stage_cache
 from training.tracking import Tracker
 
@@ -88,7 +89,7 @@ def init_distributed() -> None:
 
 
 def input_spec(cfg: TrainConfig) -> InputSpec:
-    d = backbone_defaults(cfg.backbone)
+    d = input_defaults(cfg.backbone)
     return InputSpec(size=cfg.size or d["size"], mean=tuple(d["mean"]), std=tuple(d["std"]))
 
 

