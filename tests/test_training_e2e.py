@@ -176,6 +176,7 @@ def test_cli_exits_2_with_a_clear_message(tiny_manifest, tmp_path):
     assert r.returncode == 2 and "unknown backbone 'not_a_model'" in r.stderr
 
 
+@pytest.mark.slow
 def test_finetune_starts_from_a_frozen_runs_head(trained_run, tmp_path):
     run, cfg = trained_run
     frozen_head, _, _ = load_trained(run, pretrained_backbone=False)
