@@ -10,8 +10,8 @@ from pathlib import Path
 from companion import protocol as P
 from companion.config import DEFAULT_BUNDLE
 from companion.engine import DEFAULT_THREADS
+from runtime.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 ROOT = Path(__file__).resolve().parent.parent
 PLAY_DATASET = ROOT / "work" / "datasets" / "streetview" / "manifest.jsonl"   # `make dataset` builds it
 PLAY_FIXTURES = ROOT / "tests" / "fixtures" / "images"
@@ -29,11 +29,11 @@ def _engine(args):
     try:
         check_bundle(args.model)
         return Engine(args.model, threads=args.threads, prior=args.prior)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, BadInput) as e:
         print(f"error: cannot load the model bundle: {' '.join(str(e).split())}", file=sys.stderr)
         if Path(args.model) == DEFAULT_BUNDLE:
             print("  (the default bundle is built by `make model`; or pass --model PATH)", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE) from None
+        raise SystemExit(EXIT_BAD_INPUT) from None
 
 
 def cmd_serve(args) -> int:

@@ -13,9 +13,10 @@ import numpy as np
 from pydantic import ValidationError
 
 from runtime.bundle import BundleMeta, load_meta
+from runtime.cli import BadInput
 
 
-class BundleError(ValueError):
+class BundleError(BadInput):
     """The bundle cannot be served (the message says why, in one line)."""
 
 

@@ -18,6 +18,7 @@ import onnxruntime as ort
 
 from companion.protocol import CellP, CountryP, Point, Prediction, RegionP
 from runtime.bundle import load_meta
+from runtime.cli import BadInput
 from runtime.posterior import CellIndex, calibrate, log_softmax, pool_log_probs
 from runtime.preprocess import MAX_PIXELS, decode_image, prepare
 
@@ -30,7 +31,7 @@ class Engine:
         self.meta = load_meta(self.bundle_dir)
         self.prior = prior or self.meta.prior
         if self.prior not in self.meta.calibrations:
-            raise ValueError(f"prior {self.prior!r}: this bundle has {', '.join(sorted(self.meta.calibrations))}")
+            raise BadInput(f"prior {self.prior!r}: this bundle has {', '.join(sorted(self.meta.calibrations))}")
         cal = self.meta.calibrations[self.prior]
         self.temperature = cal.temperature
         self.log_adjust = None if cal.log_adjust is None else np.asarray(cal.log_adjust, np.float64)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dataprep.drops import Drop, drops_path, write_drops
 from dataprep.split import unit_hash
+from runtime.cli import BadInput
 from runtime.records import Sample, read_manifest, write_manifest
 
 STAGE = "balance"
@@ -26,7 +27,7 @@ def load_weights(path: str | Path | None) -> dict[str, float] | None:
         return None
     w = json.loads(Path(path).read_text(encoding="utf-8"))
     if not isinstance(w, dict) or not all(isinstance(v, int | float) and v >= 0 for v in w.values()):
-        raise ValueError(f"{path}: expected an object of non-negative numbers keyed by ISO2 country code")
+        raise BadInput(f"{path}: expected an object of non-negative numbers keyed by ISO2 country code")
     return {str(k): float(v) for k, v in w.items()}
 
 
@@ -44,7 +45,7 @@ def balance(samples: list[Sample], weights: dict[str, float] | None = None, slac
     else:
         s = sum(weights.get(c, 0.0) for c in present)
         if s <= 0:
-            raise ValueError("balance weights give no weight to any country present")
+            raise BadInput("balance weights give no weight to any country present")
         target = {c: weights.get(c, 0.0) / s for c in present}
     zero = {c for c in present if target[c] == 0}
     caps = {c: int(slack * target[c] * total) for c in present}
@@ -92,7 +93,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     samples = list(read_manifest(args.inp))
     if any(s.split is None for s in samples):
-        raise ValueError(f"{args.inp}: run split first (records without a split)")
+        raise BadInput(f"{args.inp}: run split first (records without a split)")
     out, drops, info = balance(samples, load_weights(args.weights), args.slack, args.min_share)
     write_manifest(args.out, out)
     write_drops(drops_path(args.out), drops)

@@ -22,6 +22,8 @@ import platformdirs
 import shapely
 from tqdm import tqdm
 
+from runtime.cli import BadInput
+
 if TYPE_CHECKING:
     import geopandas as gpd
 
@@ -39,7 +41,7 @@ ISO2_FOR_ADM0 = {
 }
 
 
-class BoundariesError(RuntimeError):
+class BoundariesError(BadInput):
     """The boundaries file is missing or unusable (the message says which and why)."""
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import shapely
 
+from runtime.cli import BadInput
 from runtime.geo import haversine_km
 from runtime.records import Sample, read_manifest, write_manifest
 
@@ -119,7 +120,7 @@ def _group_regions(codes: list[str], counts: Counter, geom: dict, min_samples: i
 def build(train: list[Sample], gdf, min_samples: int = 20, max_samples: int = 100,
           simplify_deg: float = 0.05, seed: int = 0) -> CellSet:
     if not train:
-        raise ValueError("no train records to build cells from")
+        raise BadInput("no train records to build cells from")
     meta = {code: {"country": c, "country_name": n, "region": r} for code, c, n, r in
             zip(gdf["adm1_code"], gdf["country"], gdf["country_name"], gdf["region"], strict=True)}
     counts = Counter(s.adm1_code for s in train)
@@ -231,7 +232,7 @@ def main(args: argparse.Namespace) -> int:
 
     samples = list(read_manifest(args.inp))
     if any(s.split is None or s.country is None for s in samples):
-        raise ValueError(f"{args.inp}: run enrich and split first (records without country or split)")
+        raise BadInput(f"{args.inp}: run enrich and split first (records without country or split)")
     train = [s for s in samples if s.split == "train"]
     cellset = build(train, boundaries.load(args.boundaries), args.min_samples, args.max_samples)
     out, how = assign_all(samples, cellset)

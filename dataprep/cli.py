@@ -1,14 +1,15 @@
 """`python -m dataprep <command>`: one subcommand per stage, plus `all`.
 
 Each command lives in its own module exposing `add_arguments(parser)` and `main(args) -> int`.
-Exit codes: 0 done, 1 failed (the message says why), 2 usage error.
+Exit codes: runtime.cli's table (0 done, 1 failed, 2 bad input or usage; the message says why).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import sys
+
+from runtime.cli import run_command
 
 # (command, module, one-line help): a new command is one more line here.
 COMMANDS = [
@@ -28,9 +29,6 @@ COMMANDS = [
     ("collect", "dataprep.collect.cli", "play the site in N browsers, saving panorama + answer pairs"),
 ]
 
-KNOWN_ERRORS = (ValueError, OSError, RuntimeError, KeyError)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dataprep", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -44,11 +42,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except KNOWN_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 1
+    return run_command(lambda: args.func(args))

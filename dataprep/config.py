@@ -10,6 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 
+from runtime.cli import BadInput
+
 
 @dataclass
 class ResizeConfig:
@@ -110,11 +112,11 @@ class DataprepConfig:
 
 def _build(cls, d: dict, where: str):
     if not isinstance(d, dict):
-        raise ValueError(f"{where}: expected an object, got {type(d).__name__}")
+        raise BadInput(f"{where}: expected an object, got {type(d).__name__}")
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(d) - set(known))
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+        raise BadInput(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
     kwargs = {}
     for name, value in d.items():
         default = known[name].default_factory() if callable(known[name].default_factory) else None

@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from runtime.cli import BadInput
 from runtime.records import Sample, digest, read_manifest
 from runtime.records import render_datalist as render
 
 SHOW = 5
 
 
-class DatalistMismatch(ValueError):
+class DatalistMismatch(BadInput):
     """The records differ from a committed data-list (the message names the first differences)."""
 
 
@@ -27,7 +28,7 @@ def parse(text: str) -> dict[str, str]:
             continue
         parts = line.split()
         if len(parts) != 2:
-            raise ValueError(f"data-list line {n} is not '<id> <sha256>': {line!r}")
+            raise BadInput(f"data-list line {n} is not '<id> <sha256>': {line!r}")
         rows[parts[0]] = parts[1]
     return rows
 
@@ -74,11 +75,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     if not args.out and not args.check:
-        raise ValueError("give --out (write) or --check (compare)")
+        raise BadInput("give --out (write) or --check (compare)")
     samples = list(read_manifest(args.inp))
     if args.check:
         if not Path(args.check).is_file():
-            raise ValueError(f"data-list to check not found: {args.check}")
+            raise BadInput(f"data-list to check not found: {args.check}")
         write_or_check(samples, Path(args.check), check=True)
         print(f"datalist: {len(samples)} records match {args.check}")
     if args.out:

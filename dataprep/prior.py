@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from dataprep.cells import CellSet
+from runtime.cli import BadInput
 from runtime.records import Sample
 
 STAGE = "prior"
@@ -40,15 +41,15 @@ def read_locations(path: Path | str) -> list[tuple[float, float]]:
     text = gzip.decompress(raw).decode("utf-8") if raw[:2] == b"\x1f\x8b" else raw.decode("utf-8")
     rows = list(csv.DictReader(io.StringIO(text)))
     if not rows or not {"lat", "lng"} <= set(rows[0]):
-        raise ValueError(f"{path}: expected a CSV with lat and lng columns")
+        raise BadInput(f"{path}: expected a CSV with lat and lng columns")
     out = []
     for n, r in enumerate(rows, 2):
         try:
             lat, lng = float(r["lat"]), float(r["lng"])
         except (TypeError, ValueError):
-            raise ValueError(f"{path}:{n}: lat/lng {r.get('lat')!r},{r.get('lng')!r} are not numbers") from None
+            raise BadInput(f"{path}:{n}: lat/lng {r.get('lat')!r},{r.get('lng')!r} are not numbers") from None
         if not (-90 <= lat <= 90 and -180 <= lng <= 180):
-            raise ValueError(f"{path}:{n}: lat/lng {lat},{lng} out of range")
+            raise BadInput(f"{path}:{n}: lat/lng {lat},{lng} out of range")
         out.append((lat, lng))
     return out
 
@@ -59,7 +60,7 @@ def build(points: list[tuple[float, float]], cellset: CellSet, gdf, max_km: floa
     from dataprep.enrich import enrich
 
     if not points:
-        raise ValueError("no game locations to build a prior from")
+        raise BadInput("no game locations to build a prior from")
     pts = [Sample(id=f"{n:08d}", image="", lat=la, lng=ln, location=f"{la},{ln}", source="game")
            for n, (la, ln) in enumerate(points)]
     labelled, _ = enrich(pts, gdf, max_km, grid_deg)

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from dataprep.drops import read_drops
+from runtime.cli import BadInput
 from runtime.records import read_manifest
 
 PNG_META = {"Software": None}  # no version string in the files: re-runs give the same bytes
@@ -204,7 +205,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     dataset = Path(args.dataset)
     if not (dataset / "stats.json").exists():
-        raise ValueError(f"{dataset}: no stats.json; run `python -m dataprep all` first")
+        raise BadInput(f"{dataset}: no stats.json; run `python -m dataprep all` first")
     page = write_report(dataset, Path(args.out) if args.out else dataset / "report", args.thumbnails)
     print(f"report: {page}")
     return 0

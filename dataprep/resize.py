@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from dataprep.drops import Drop, drops_path, write_drops
+from runtime.cli import BadInput
 from runtime.preprocess import MAX_PIXELS
 from runtime.records import Sample, image_path, read_manifest, write_manifest
 
@@ -96,7 +97,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     if args.max_side < 16:
-        raise ValueError(f"--max-side {args.max_side} is below 16 px")
+        raise BadInput(f"--max-side {args.max_side} is below 16 px")
     samples = list(read_manifest(args.inp))
     out, drops = resize(samples, Path(args.inp), Path(args.images), Path(args.out), args.max_side, args.quality, args.workers)
     write_manifest(args.out, out)

@@ -18,6 +18,7 @@ import hashlib
 import json
 from collections import defaultdict
 
+from runtime.cli import BadInput
 from runtime.records import Sample, read_manifest, write_manifest
 
 STAGE = "split"
@@ -34,7 +35,7 @@ def assign(samples: list[Sample], val: float = 0.1, test: float = 0.1, salt: str
     val_by_country = val_by_country or {}
     for v in (val, *val_by_country.values()):
         if not (0 <= v and 0 <= test and v + test < 1):
-            raise ValueError(f"split fractions val={v} test={test} must be ≥ 0 and sum below 1")
+            raise BadInput(f"split fractions val={v} test={test} must be ≥ 0 and sum below 1")
     country_of: dict[str, str | None] = {}
     for s in sorted(samples, key=lambda s: s.id):
         country_of.setdefault(s.location, s.country)

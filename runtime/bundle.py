@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from runtime.cli import BadInput
 from runtime.files import file_sha256
 from runtime.preprocess import InputSpec
 
@@ -88,16 +89,16 @@ def load_meta(bundle_dir: Path | str) -> BundleMeta:
         raise FileNotFoundError(f"{bundle_dir} is not a model bundle: no bundle.json")
     meta = BundleMeta.model_validate_json(path.read_text(encoding="utf-8"))
     if meta.format != FORMAT:
-        raise ValueError(f"{path}: bundle format {meta.format!r}, this companion reads {FORMAT!r}")
+        raise BadInput(f"{path}: bundle format {meta.format!r}, this companion reads {FORMAT!r}")
     if meta.prior not in meta.calibrations:
-        raise ValueError(f"{path}: default prior {meta.prior!r} is not one of its calibrations {sorted(meta.calibrations)}")
+        raise BadInput(f"{path}: default prior {meta.prior!r} is not one of its calibrations {sorted(meta.calibrations)}")
     for name, cal in meta.calibrations.items():
         if cal.log_adjust is not None and len(cal.log_adjust) != len(meta.cells):
-            raise ValueError(f"{path}: prior {name!r} has {len(cal.log_adjust)} values for {len(meta.cells)} cells")
+            raise BadInput(f"{path}: prior {name!r} has {len(cal.log_adjust)} values for {len(meta.cells)} cells")
     if not (bundle_dir / "model.onnx").is_file():
         raise FileNotFoundError(f"{bundle_dir} has no model.onnx")
     if meta.model_sha256 and meta.model_sha256 != file_sha256(bundle_dir / "model.onnx"):
-        raise ValueError(f"{bundle_dir}/model.onnx does not match the sha256 in bundle.json: damaged or replaced")
+        raise BadInput(f"{bundle_dir}/model.onnx does not match the sha256 in bundle.json: damaged or replaced")
     return meta
 
 

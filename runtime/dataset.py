@@ -23,13 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.cli import BadInput
 from runtime.files import file_sha256
 
 
 def load_prior(path: Path | str) -> dict:
     doc = json.loads(Path(path).read_text(encoding="utf-8"))
     if not isinstance(doc.get("cells"), list) or not isinstance(doc.get("countries"), dict):
-        raise ValueError(f"{path}: not a prior file (cells, countries)")
+        raise BadInput(f"{path}: not a prior file (cells, countries)")
     return doc
 
 

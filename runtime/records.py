@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from runtime.cli import BadInput
+
 DATALIST_HEADER = "# lost-and-found data-list v1: <id> <sha256 of the source image>, sorted by id"
 
 
@@ -72,7 +74,7 @@ def read_manifest(path: Path | str) -> Iterator[Sample]:
             try:
                 yield Sample.from_dict(json.loads(line))
             except (json.JSONDecodeError, TypeError) as e:
-                raise ValueError(f"{path}:{n}: not a manifest row: {e}") from e
+                raise BadInput(f"{path}:{n}: not a manifest row: {e}") from e
 
 
 def image_path(sample: Sample, manifest: Path | str) -> Path:
@@ -86,7 +88,7 @@ def render_datalist(samples: list[Sample]) -> str:
     lines = [DATALIST_HEADER]
     for s in sorted(samples, key=lambda s: s.id):
         if not s.sha256:
-            raise ValueError(f"record {s.id} has no sha256 (run ingest)")
+            raise BadInput(f"record {s.id} has no sha256 (run ingest)")
         lines.append(f"{s.id} {s.sha256}")
     return "\n".join(lines) + "\n"
 

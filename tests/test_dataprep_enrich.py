@@ -80,7 +80,7 @@ def test_missing_boundaries_file_is_refused_clearly(tmp_path):
     m = tmp_path / "m.jsonl"
     m.write_text("")
     r = run_cli("enrich", "--in", m, "--out", tmp_path / "o.jsonl", "--boundaries", tmp_path / "nope.geojson.gz")
-    assert r.returncode == 1 and "boundaries file not found" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "boundaries file not found" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_committed_boundaries_are_small_and_complete():

@@ -95,7 +95,7 @@ def test_all_on_the_fixtures_is_complete_reproducible_and_checked(tmp_path):
     Image.open(src / f"{victim}.jpg").save(src / f"{victim}.jpg", quality=50)
     (src / f"{fixture_ids()[7]}.json").unlink()
     r = run_cli("all", "--config", config, "--no-cache", "--no-report")
-    assert r.returncode == 1
+    assert r.returncode == 2  # bad input: runtime.cli
     assert victim in r.stderr and fixture_ids()[7] in r.stderr and "Traceback" not in r.stderr
     assert manifest.read_bytes() == first_manifest
 
@@ -106,7 +106,7 @@ def test_all_refuses_a_missing_boundaries_file_before_any_work(tmp_path):
     cfg["boundaries"] = str(tmp_path / "missing.geojson.gz")
     config.write_text(json.dumps(cfg))
     r = run_cli("all", "--config", config)
-    assert r.returncode == 1 and "boundaries file not found" in r.stderr
+    assert r.returncode == 2 and "boundaries file not found" in r.stderr
     assert not (tmp_path / "out" / "manifest.jsonl").exists()
 
 
@@ -116,7 +116,7 @@ def test_config_rejects_unknown_keys(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"sources": [], "colour": 1}')
     r = run_cli("all", "--config", bad)
-    assert r.returncode == 1 and "unknown key" in r.stderr
+    assert r.returncode == 2 and "unknown key" in r.stderr
 
 
 @pytest.mark.shared

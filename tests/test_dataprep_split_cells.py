@@ -159,6 +159,6 @@ def test_datalist_is_byte_reproducible_and_names_differences(world, tmp_path):
     m = tmp_path / "m.jsonl"
     write_manifest(m, changed)
     r = run_cli("datalist", "--in", m, "--check", path)
-    assert r.returncode == 1 and "jp-0001-0" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "jp-0001-0" in r.stderr and "Traceback" not in r.stderr
     write_manifest(m, world)
     assert run_cli("datalist", "--in", m, "--check", path).returncode == 0

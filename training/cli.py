@@ -1,15 +1,13 @@
-"""Command line: each subcommand validates its inputs first and exits 2 with a clear message."""
+"""Command line: each subcommand validates its inputs first; exit codes are runtime.cli's table
+(bad input 2, a failure 1, each with a one-line message)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from training.errors import DataError, WeightsError
-
-EXIT_BAD_INPUT = 2
+from runtime.cli import run_command
 
 
 def _train_overrides(args) -> dict:
@@ -172,8 +170,4 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", default="auto")
     p.set_defaults(fn=cmd_weights)
     args = parser.parse_args(argv)
-    try:
-        return args.fn(args)
-    except (DataError, WeightsError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    return run_command(lambda: args.fn(args))

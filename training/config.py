@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from training.errors import ConfigError
 from training.models import HeadConfig
 
 
@@ -53,7 +54,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown config key(s): {', '.join(unknown)}")
+            raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
         d = dict(d)
         if isinstance(d.get("head"), dict):
             d["head"] = HeadConfig(**d["head"])
@@ -80,7 +81,7 @@ class DefaultConfig:
         try:
             return cls.load_dict(json.loads(Path(path).read_text(encoding="utf-8")))
         except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
+            raise ConfigError(f"{path}: {e}") from None
 
     @classmethod
     def load_dict(cls, d: dict) -> DefaultConfig:
@@ -94,7 +95,7 @@ class DefaultConfig:
         known = {f.name for f in fields(cls)} - {"train", "warmup"}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown config key(s): {', '.join(unknown)}")
+            raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
         return cls(train=train, warmup=warmup, **d)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from runtime.bundle import load_meta, save_meta
 from runtime.posterior import calibrate
 from training.config import DefaultConfig
+from training.errors import ExportError
 from training.evaluate import bundle_log_probs, fit_calibrations, full_report, onnx_latency_ms, write_report
 from training.export import bundle_size_mb, export_bundle, install_bundle
 from training.tracking import Tracker
@@ -75,7 +76,7 @@ def build_default(cfg: DefaultConfig, retrain: bool = False) -> dict:
         "bundle_mb": bundle_size_mb(staging),
     })
     if report["bundle_mb"] > cfg.max_bundle_mb:
-        raise RuntimeError(f"bundle is {report['bundle_mb']:.1f} MB, over {cfg.max_bundle_mb} MB: quantize or "
+        raise ExportError(f"bundle is {report['bundle_mb']:.1f} MB, over {cfg.max_bundle_mb} MB: quantize or "
                            "choose a smaller backbone")
     tracker = Tracker(tc, Path(cfg.report), job="default")
     tracker.log({f"test_game_{k}": v for k, v in report["test"]["game"].items() if isinstance(v, int | float)})

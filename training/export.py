@@ -22,12 +22,13 @@ from runtime.files import file_sha256
 from runtime.preprocess import prepare as prepare_pixels
 from training.backbones import short_name
 from training.data import Dataset
+from training.errors import ExportError
 from training.train import bundle_meta, input_spec, load_trained
 
 PARITY_ATOL = 1e-4
 
 
-class ParityError(RuntimeError):
+class ParityError(ExportError):
     """ONNX Runtime and torch disagree on the exported graph."""
 
 

@@ -11,7 +11,7 @@ import timm
 import torch
 from torch import nn
 
-from training.errors import WeightsError
+from training.errors import ConfigError, WeightsError
 from training.weights import load_pretrained
 
 
@@ -63,7 +63,7 @@ class Head(nn.Module):
         self.country = None
         if cfg.country:
             if cell_country is None or len(cell_country) != num_cells:
-                raise ValueError("a country head needs the country index of every cell")
+                raise ConfigError("a country head needs the country index of every cell")
             onehot = nn.functional.one_hot(torch.as_tensor(cell_country)).float()  # [cells, countries]
             self.register_buffer("cell_country", onehot)
             self.register_buffer("country_mix", torch.tensor(float(cfg.country_mix)))

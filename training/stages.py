@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from runtime.preprocess import InputSpec, normalize, tiles_uint8
 from training.backbones import input_defaults
+from training.errors import ConfigError
 from training.features import FeatureCache, cache_paths, covers, load_cache
 from training.models import create_backbone
 
@@ -65,10 +66,10 @@ class Top(nn.Module):
 def check_cuttable(backbone: nn.Module, cut: int) -> None:
     missing = [a for a in ("conv_stem", "bn1", "blocks", "conv_head", "bn2", "global_pool") if not hasattr(backbone, a)]
     if missing:
-        raise ValueError(f"{type(backbone).__name__} cannot be cut by stage (no {', '.join(missing)}): "
+        raise ConfigError(f"{type(backbone).__name__} cannot be cut by stage (no {', '.join(missing)}): "
                          "stage caching needs an EfficientNet-family backbone")
     if not 1 <= cut < len(backbone.blocks):
-        raise ValueError(f"cut={cut}: the backbone has stages 0..{len(backbone.blocks) - 1}; cut must be 1..{len(backbone.blocks) - 1}")
+        raise ConfigError(f"cut={cut}: the backbone has stages 0..{len(backbone.blocks) - 1}; cut must be 1..{len(backbone.blocks) - 1}")
 
 
 def view_augmentation(size: int):

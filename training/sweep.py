@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from training.config import DefaultConfig, TrainConfig
+from training.errors import ConfigError
 
 REPORTED = ("country_top1", "country_top5", "country_balanced_acc", "region_top1", "cell_top1", "median_km",
             "geoguessr_score", "ece")
@@ -35,7 +36,7 @@ def sweep(config: str, overrides: list[dict], mixes: list[float], out: str = "wo
         cfg = TrainConfig.from_dict(merged)
         changed = DATA_KEYS & {k for k in override if override[k] != base.get(k)}
         if changed:
-            raise ValueError(f"override {i} changes {', '.join(sorted(changed))}: a sweep shares one dataset and "
+            raise ConfigError(f"override {i} changes {', '.join(sorted(changed))}: a sweep shares one dataset and "
                              "feature cache; run `python -m training train` for that instead")
         prep = prep or prepare(cfg)
         model, _, state = load_trained(train(cfg, prep), pretrained_backbone=False)

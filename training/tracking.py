@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from training.errors import ConfigError
+
 
 class Tracker:
     def __init__(self, cfg, out: Path, enabled: bool = True, job: str = "train"):
@@ -12,7 +14,7 @@ class Tracker:
         if not enabled or cfg.wandb == "disabled":
             return
         if cfg.wandb not in ("offline", "online"):
-            raise ValueError(f"wandb={cfg.wandb!r}: use offline, online or disabled")
+            raise ConfigError(f"wandb={cfg.wandb!r}: use offline, online or disabled")
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb
 

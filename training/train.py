@@ -32,6 +32,7 @@ from training.backbones import input_defaults
 from training.calibration import log_adjustment, train_prior
 from training.config import TrainConfig
 from training.data import DataError, Dataset, load_dataset, load_prior
+from training.errors import ConfigError, ExportError
 from training.features import FeatureCache, extract
 from training.geo import pooled_log_probs, smoothed_targets
 from training.models import GeoModel, Head, Parts, create_backbone
@@ -168,11 +169,11 @@ def prepare(cfg: TrainConfig) -> Prepared:
     if cfg.views_per_location:
         ds.samples = first_views(ds.samples, cfg.views_per_location)
     if cfg.select not in ("geoguessr_score", "country_top1", "country_balanced_acc", "cell_top1"):
-        raise ValueError(f"select={cfg.select!r}: use geoguessr_score, country_top1, country_balanced_acc or cell_top1")
+        raise ConfigError(f"select={cfg.select!r}: use geoguessr_score, country_top1, country_balanced_acc or cell_top1")
     rank, _ = rank_world()
     cache, stages = None, None
     if cfg.cut is not None and cfg.frozen:
-        raise ValueError("cut is for fine-tuning: set frozen=false")
+        raise ConfigError("cut is for fine-tuning: set frozen=false")
     if cfg.cut is not None:
         images = [(s.id, ds.image(s)) for s in ds.samples]
 
@@ -250,7 +251,7 @@ def _augmentation(kind: str, size: int):
     if kind == "strong":
         return T.Compose([T.RandomResizedCrop(size, scale=(0.35, 1.0)), T.ColorJitter(0.4, 0.4, 0.3, 0.05),
                           T.RandomGrayscale(0.1)])
-    raise ValueError(f"augment={kind!r}: use none, mild or strong")
+    raise ConfigError(f"augment={kind!r}: use none, mild or strong")
 
 
 def tile_logits(model: nn.Module, ds: Dataset, samples: list, spec: InputSpec, batch: int = 32) -> tuple:
@@ -383,7 +384,7 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
             # start instead of spending its few CPU epochs fitting a random head
             warm, warm_cfg, _ = load_trained(cfg.init_head, pretrained_backbone=False)
             if (warm_cfg.backbone, input_spec(warm_cfg).size) != (cfg.backbone, prep.spec.size):
-                raise ValueError(f"init_head {cfg.init_head} was trained on {warm_cfg.backbone} features, not {cfg.backbone}")
+                raise ConfigError(f"init_head {cfg.init_head} was trained on {warm_cfg.backbone} features, not {cfg.backbone}")
             model.head.load_state_dict(warm.head.state_dict())
     if prep.stages is not None:
         top = Top(model.backbone, cfg.cut)
@@ -417,7 +418,7 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
         ck = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
         changed = _config_changes(ck["config"], cfg.to_dict())
         if changed:
-            raise ValueError(f"{out / 'last.pt'} was trained with another config ({', '.join(changed)} differ): "
+            raise ConfigError(f"{out / 'last.pt'} was trained with another config ({', '.join(changed)} differ): "
                              "pass --no-resume / --retrain, or choose another `out` folder")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
@@ -518,7 +519,7 @@ def _check_ranks_agree(model: nn.Module, out: Path, rank: int, world: int) -> No
     if rank == 0:
         (out / "ranks.json").write_text(json.dumps({"world": world, "fingerprints": prints}))
     if any(p != prints[0] for p in prints):
-        raise RuntimeError(f"DDP ranks disagree on the weights: {prints}")
+        raise ExportError(f"DDP ranks disagree on the weights: {prints}")
     dist.barrier()
 
 
