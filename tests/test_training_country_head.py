@@ -14,9 +14,11 @@ from training_fixtures import tiny_config
 from runtime.bundle import load_meta
 from runtime.posterior import CellIndex, log_softmax
 from runtime.preprocess import prepare as prepare_pixels
+from training.checkpoint import load_trained
 from training.export import export_bundle
 from training.models import Head, HeadConfig
-from training.train import load_trained, prepare, train
+from training.prepare import prepare
+from training.train import train
 
 CELL_COUNTRY = [0, 0, 1, 2, 2, 2, 1]   # 7 cells in 3 countries
 

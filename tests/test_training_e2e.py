@@ -21,10 +21,12 @@ from training_fixtures import tiny_config
 from runtime.bundle import load_meta
 from runtime.posterior import CellIndex, log_softmax, pool_log_probs
 from runtime.preprocess import prepare as prepare_pixels
+from training.checkpoint import load_trained
 from training.data import DataError, load_dataset
 from training.evaluate import evaluate_run
 from training.export import PARITY_ATOL, export_bundle, parity
-from training.train import load_trained, prepare, train
+from training.prepare import prepare
+from training.train import train
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +134,7 @@ def test_parity_onnx_vs_torch_on_real_images(trained_run, tmp_path):
 
 
 def load_meta_spec(cfg):
-    from training.train import input_spec
+    from training.models import input_spec
 
     return input_spec(cfg)
 

@@ -35,7 +35,7 @@ def logistic_baseline(config: str, c: float = 1.0, class_weight: str | None = No
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from training.train import prepare
+    from training.prepare import prepare
 
     cfg = DefaultConfig.load(config)
     prep = prepare(cfg.warmup or cfg.train)   # the frozen features: the warm-up head's when there is one

@@ -59,16 +59,17 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from training.checkpoint import load_trained
     from training.config import TrainConfig
     from training.data import load_dataset
     from training.export import bundle_size_mb, export_bundle
-    from training.train import load_trained
 
     _, cfg, _ = load_trained(args.run, pretrained_backbone=False)
     cfg = TrainConfig.from_dict({**cfg.to_dict(), **({"manifest": args.manifest} if args.manifest else {})})
     ds = load_dataset(cfg.manifest, cfg.cells, cfg.datalist_sha256)
     from training.evaluate import fit_calibrations
-    from training.train import prepare, split_log_probs
+    from training.predict import split_log_probs
+    from training.prepare import prepare
 
     prep = prepare(cfg)
     model, _, _ = load_trained(args.run, pretrained_backbone=False)

@@ -9,13 +9,16 @@ import json
 import tempfile
 from pathlib import Path
 
+from training.checkpoint import load_trained
 from training.config import TrainConfig
 from training.default import headline
 from training.evaluate import fit_calibrations, full_report, onnx_latency_ms
 from training.export import export_onnx
 from training.features import load_cache
-from training.models import GeoModel, Head, create_backbone
-from training.train import cell_countries, input_spec, load_trained, prepare, split_log_probs, train
+from training.models import GeoModel, Head, create_backbone, input_spec
+from training.predict import split_log_probs
+from training.prepare import cell_countries, prepare
+from training.train import train
 
 COLUMNS = [("country_top1", "country@1"), ("country_top5", "country@5"), ("country_balanced_acc", "balanced"),
            ("region_top1", "region@1"), ("cell_top1", "cell@1"), ("median_km", "median km"),

@@ -20,8 +20,10 @@ from training.config import DefaultConfig
 from training.errors import ExportError
 from training.evaluate import bundle_log_probs, fit_calibrations, full_report, onnx_latency_ms, write_report
 from training.export import bundle_size_mb, export_bundle, install_bundle
+from training.predict import split_log_probs
+from training.prepare import prepare
 from training.tracking import Tracker
-from training.train import prepare, split_log_probs, train
+from training.train import train
 
 
 def headline(part: dict) -> dict:
@@ -44,7 +46,7 @@ def build_default(cfg: DefaultConfig, retrain: bool = False) -> dict:
     if retrain:
         shutil.rmtree(tc.out, ignore_errors=True)
     run = train(tc, prep)
-    from training.train import load_trained
+    from training.checkpoint import load_trained
 
     model, _, state = load_trained(run, pretrained_backbone=False)
     candidates = {"train": state["best"]}

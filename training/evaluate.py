@@ -115,7 +115,9 @@ def full_report(index: CellIndex, ds: Dataset, log_probs: dict[str, np.ndarray],
 
 def evaluate_run(run: Path | str, out: Path | str | None = None, cfg_overrides: dict | None = None) -> dict:
     """Evaluate a run's best checkpoint on val/test; writes metrics.json, plots and report.html."""
-    from training.train import load_trained, prepare, split_log_probs
+    from training.checkpoint import load_trained
+    from training.predict import split_log_probs
+    from training.prepare import prepare
 
     model, cfg, state = load_trained(run, pretrained_backbone=False)
     if cfg_overrides:

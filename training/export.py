@@ -17,19 +17,35 @@ import numpy as np
 import torch
 from PIL import Image
 
-from runtime.bundle import save_meta
+from runtime.bundle import BundleMeta, Calibration, InputMeta, save_meta
 from runtime.files import file_sha256
+from runtime.preprocess import InputSpec
 from runtime.preprocess import prepare as prepare_pixels
 from training.backbones import short_name
+from training.checkpoint import load_trained
+from training.config import TrainConfig
 from training.data import Dataset
 from training.errors import ExportError
-from training.train import bundle_meta, input_spec, load_trained
+from training.models import input_spec
 
 PARITY_ATOL = 1e-4
 
 
 class ParityError(ExportError):
     """ONNX Runtime and torch disagree on the exported graph."""
+
+
+def bundle_meta(ds: Dataset, cfg: TrainConfig, spec: InputSpec, model_id: str, created: str,
+                calibrations: dict[str, dict] | None = None, prior: str = "none") -> BundleMeta:
+    cals = {name: Calibration(temperature=c["temperature"],
+                              log_adjust=None if c["log_adjust"] is None else [round(float(v), 6) for v in c["log_adjust"]])
+            for name, c in (calibrations or {"none": {"temperature": 1.0, "log_adjust": None}}).items()}
+    return BundleMeta(
+        model_id=model_id, created=created, backbone=cfg.backbone,
+        input=InputMeta(size=spec.size, mean=spec.mean, std=spec.std),
+        countries=ds.countries, regions=ds.regions, cells=ds.cells,
+        datalist_sha256=ds.datalist_sha256, config=cfg.to_dict(), calibrations=cals, prior=prior,
+    )
 
 
 def export_onnx(model: torch.nn.Module, size: int, path: Path) -> None:

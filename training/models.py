@@ -6,13 +6,19 @@ The exported graph is exactly this module: pixels [N, 3, S, S] → logits [N, ce
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import timm
 import torch
 from torch import nn
 
+from runtime.preprocess import InputSpec
+from training.backbones import input_defaults
 from training.errors import ConfigError, WeightsError
 from training.weights import load_pretrained
+
+if TYPE_CHECKING:
+    from training.config import TrainConfig
 
 
 @dataclass
@@ -110,3 +116,16 @@ class Parts(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         return self.model.head.parts(self.model.backbone(pixels))
+
+
+def input_spec(cfg: TrainConfig) -> InputSpec:
+    d = input_defaults(cfg.backbone)
+    return InputSpec(size=cfg.size or d["size"], mean=tuple(d["mean"]), std=tuple(d["std"]))
+
+
+def build_model(cfg: TrainConfig, num_cells: int, feature_dim: int | None = None, pretrained: bool = True,
+                cell_country: list[int] | None = None) -> GeoModel:
+    spec = input_spec(cfg)
+    backbone = create_backbone(cfg.backbone, cfg.weights if pretrained else "none", spec.size)
+    dim = feature_dim or backbone.num_features
+    return GeoModel(backbone, Head(dim, num_cells, cfg.head, cell_country))

@@ -25,7 +25,10 @@ def sweep(config: str, overrides: list[dict], mixes: list[float], out: str = "wo
 
     A head with a country head is scored at every `mixes` weight: the mix only changes the served output.
     """
-    from training.train import load_trained, prepare, selection_metrics, split_log_probs, train
+    from training.checkpoint import load_trained
+    from training.predict import selection_metrics, split_log_probs
+    from training.prepare import prepare
+    from training.train import train
 
     default = DefaultConfig.load(config)
     # the frozen head's settings: the warm-up's when the default fine-tunes from one
