@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import shapely
 
+from dataprep.config import CellsConfig
 from runtime.cli import BadInput
+from runtime.config import add_config_arguments, config_from_args
 from runtime.geo import haversine_km
 from runtime.records import Sample, read_manifest, write_manifest
 
@@ -117,8 +119,9 @@ def _group_regions(codes: list[str], counts: Counter, geom: dict, min_samples: i
     return sorted(groups, key=lambda gr: gr.codes[0])
 
 
-def build(train: list[Sample], gdf, min_samples: int = 20, max_samples: int = 100,
-          simplify_deg: float = 0.05, seed: int = 0) -> CellSet:
+def build(train: list[Sample], gdf, cfg: CellsConfig | None = None) -> CellSet:
+    cfg = cfg or CellsConfig()
+    min_samples, max_samples, simplify_deg, seed = cfg.min_samples, cfg.max_samples, cfg.simplify_deg, cfg.seed
     if not train:
         raise BadInput("no train records to build cells from")
     meta = {code: {"country": c, "country_name": n, "region": r} for code, c, n, r in
@@ -223,8 +226,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="manifest to write (cell filled)")
     p.add_argument("--cells", required=True, help="cells.geojson to write")
     p.add_argument("--boundaries", default=None)
-    p.add_argument("--min-samples", type=int, default=20, help="N")
-    p.add_argument("--max-samples", type=int, default=100, help="M")
+    add_config_arguments(p, CellsConfig)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -234,10 +236,11 @@ def main(args: argparse.Namespace) -> int:
     if any(s.split is None or s.country is None for s in samples):
         raise BadInput(f"{args.inp}: run enrich and split first (records without country or split)")
     train = [s for s in samples if s.split == "train"]
-    cellset = build(train, boundaries.load(args.boundaries), args.min_samples, args.max_samples)
+    cfg = config_from_args(CellsConfig, args)
+    cellset = build(train, boundaries.load(args.boundaries), cfg)
     out, how = assign_all(samples, cellset)
-    write_geojson(args.cells, cellset, {"cells": len(cellset.features), "min_samples": args.min_samples,
-                                        "max_samples": args.max_samples, "train_records": len(train),
+    write_geojson(args.cells, cellset, {"cells": len(cellset.features), "min_samples": cfg.min_samples,
+                                        "max_samples": cfg.max_samples, "train_records": len(train),
                                         "assigned_by": dict(how)})
     write_manifest(args.out, out)
     print(f"cells: {len(cellset.features)} cells; records assigned by {dict(how)}")

@@ -13,7 +13,9 @@ import shapely
 from tqdm import tqdm
 
 from dataprep import boundaries as bnd
+from dataprep.config import EnrichConfig
 from dataprep.drops import Drop, drops_path, write_drops
+from runtime.config import add_config_arguments, config_from_args
 from runtime.geo import KM_PER_DEG, haversine_km
 from runtime.records import Sample, read_manifest, write_manifest
 
@@ -223,10 +225,12 @@ def _dilate_cols(mask: np.ndarray, radius: int) -> np.ndarray:
     return (csum[hi] - csum[lo]) > 0
 
 
-def enrich(samples: list[Sample], gdf, max_km: float = 20.0, grid_deg: float = 0.1) -> tuple[list[Sample], list[Drop]]:
+def enrich(samples: list[Sample], gdf, cfg: EnrichConfig | None = None) -> tuple[list[Sample], list[Drop]]:
     if not samples:
         return [], []
-    loc = Locator(gdf, max_km, grid_deg)
+    cfg = cfg or EnrichConfig()
+    max_km = cfg.max_km
+    loc = Locator(gdf, cfg.max_km, cfg.grid_deg)
     lat = np.array([s.lat for s in samples])
     lng = np.array([s.lng for s in samples])
     idx, _ = loc.locate(lat, lng)
@@ -246,12 +250,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="manifest to write")
     p.add_argument("--boundaries", default=None, help="admin-1 polygons: a path, or `download` (Natural Earth, cached once); "
                    "default: ../shared/geo/... or the committed derivative")
-    p.add_argument("--max-km", type=float, default=20.0, help="nearest-polygon fallback distance")
+    add_config_arguments(p, EnrichConfig)
 
 
 def main(args: argparse.Namespace) -> int:
     samples = list(read_manifest(args.inp))
-    out, drops = enrich(samples, bnd.load(args.boundaries), args.max_km)
+    out, drops = enrich(samples, bnd.load(args.boundaries), config_from_args(EnrichConfig, args))
     write_manifest(args.out, out)
     write_drops(drops_path(args.out), drops)
     print(f"enrich: {len(out)} records, {len({s.country for s in out})} countries, {len(drops)} dropped")

@@ -24,7 +24,9 @@ import numpy as np
 from PIL import ImageStat
 from tqdm import tqdm
 
+from dataprep.config import FilterConfig, ResizeConfig
 from dataprep.drops import Drop, drops_path, write_drops
+from runtime.config import add_config_arguments, config_from_args
 from runtime.preprocess import ImageError, decode_image
 from runtime.records import Sample, image_path, read_manifest, write_manifest
 
@@ -51,8 +53,9 @@ def measure(samples: list[Sample], manifest_in: Path, workers: int = 0) -> list[
         return list(tqdm(pool.imap(metrics_of, paths, chunksize=16), total=len(paths), desc="filter", unit="img"))
 
 
-def filter_samples(samples: list[Sample], metrics: list, min_color_std: float = 4.0, min_laplacian_var: float = 30.0,
-                   coord_decimals: int = 6) -> tuple[list[Sample], list[Drop]]:
+def filter_samples(samples: list[Sample], metrics: list, cfg: FilterConfig | None = None) -> tuple[list[Sample], list[Drop]]:
+    cfg = cfg or FilterConfig()
+    min_color_std, min_laplacian_var, coord_decimals = cfg.min_color_std, cfg.min_laplacian_var, cfg.coord_decimals
     out, drops = [], []
     for s, m in zip(samples, metrics, strict=True):
         if isinstance(m, str):
@@ -90,16 +93,14 @@ def write_metrics(path: Path, samples: list[Sample], metrics: list) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--in", dest="inp", required=True, help="manifest to read")
     p.add_argument("--out", required=True, help="manifest to write")
-    p.add_argument("--min-color-std", type=float, default=4.0)
-    p.add_argument("--min-laplacian-var", type=float, default=30.0)
-    p.add_argument("--coord-decimals", type=int, default=6, help="duplicate coordinates: equal at this rounding")
-    p.add_argument("--workers", type=int, default=0, help="processes (0: all cores)")
+    add_config_arguments(p, FilterConfig)
+    add_config_arguments(p, ResizeConfig, only=("workers",))  # `all` measures with resize's workers
 
 
 def main(args: argparse.Namespace) -> int:
     samples = list(read_manifest(args.inp))
-    metrics = measure(samples, Path(args.inp), args.workers)
-    out, drops = filter_samples(samples, metrics, args.min_color_std, args.min_laplacian_var, args.coord_decimals)
+    metrics = measure(samples, Path(args.inp), config_from_args(ResizeConfig, args).workers)
+    out, drops = filter_samples(samples, metrics, config_from_args(FilterConfig, args))
     write_manifest(args.out, out)
     write_drops(drops_path(args.out), drops)
     write_metrics(metrics_path(args.out), samples, metrics)

@@ -12,7 +12,6 @@ import argparse
 import json
 import shutil
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from dataprep import balance, boundaries, cache, cells, datalist, enrich, filters, ingest, prior, report, resize, split
@@ -69,20 +68,18 @@ def run_all(cfg: DataprepConfig, update_datalist: bool = False) -> dict:
 
     t, before = time.time(), samples
     images = out / f"images-{cfg.resize.max_side}-q{cfg.resize.quality}"
-    samples, drops = resize.resize(samples, out / "manifest.jsonl", images, out / "manifest.jsonl",
-                                   cfg.resize.max_side, cfg.resize.quality, cfg.resize.workers)
+    samples, drops = resize.resize(samples, out / "manifest.jsonl", images, out / "manifest.jsonl", cfg.resize)
     run.record("resize", before, samples, drops, t, images=str(images))
 
     t, before = time.time(), samples
-    samples, drops = enrich.enrich(samples, gdf, cfg.enrich.max_km, cfg.enrich.grid_deg)
+    samples, drops = enrich.enrich(samples, gdf, cfg.enrich)
     run.record("enrich", before, samples, drops, t, boundaries=str(boundaries.resolve(cfg.boundaries)))
 
     t, before = time.time(), samples
     metrics = filters.measure(samples, out / "manifest.jsonl", cfg.resize.workers)
-    fc = cfg.filter
-    samples, drops = filters.filter_samples(samples, metrics, fc.min_color_std, fc.min_laplacian_var, fc.coord_decimals)
+    samples, drops = filters.filter_samples(samples, metrics, cfg.filter)
     filters.write_metrics(filters.metrics_path(run.stage_file("filter")), before, metrics)
-    run.record("filter", before, samples, drops, t, thresholds=asdict(fc))
+    run.record("filter", before, samples, drops, t, thresholds=cfg.filter.model_dump())
 
     t, before = time.time(), samples
     samples = split.split(samples, val=cfg.split.val, test=cfg.split.test, salt=cfg.split.salt,
@@ -97,7 +94,7 @@ def run_all(cfg: DataprepConfig, update_datalist: bool = False) -> dict:
     t, before = time.time(), samples
     train = [s for s in samples if s.split == "train"]
     cc = cfg.cells
-    cellset = cells.build(train, gdf, cc.min_samples, cc.max_samples, cc.simplify_deg, cc.seed)
+    cellset = cells.build(train, gdf, cc)
     samples, how = cells.assign_all(samples, cellset)
     cells_meta = {"cells": len(cellset.features), "min_samples": cc.min_samples, "max_samples": cc.max_samples,
                   "train_records": len(train), "assigned_by": dict(sorted(how.items()))}
@@ -107,7 +104,7 @@ def run_all(cfg: DataprepConfig, update_datalist: bool = False) -> dict:
     if pc.locations:
         t = time.time()
         points = prior.read_locations(pc.locations)
-        cell_prior, country_prior = prior.build(points, cellset, gdf, cfg.enrich.max_km, cfg.enrich.grid_deg, pc.smoothing)
+        cell_prior, country_prior = prior.build(points, cellset, gdf, cfg.enrich, pc)
         prior.write(out / "prior.json", pc.locations, cell_prior, country_prior, len(points), pc.smoothing, pc.name)
         run.stats["prior"] = {"name": pc.name, "points": len(points), "countries": len(country_prior),
                               "seconds": round(time.time() - t, 1)}

@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from dataprep.cells import CellSet
+from dataprep.config import EnrichConfig, PriorConfig
 from runtime.cli import BadInput
+from runtime.config import add_config_arguments, config_from_args
 from runtime.records import Sample
 
 STAGE = "prior"
@@ -54,17 +56,17 @@ def read_locations(path: Path | str) -> list[tuple[float, float]]:
     return out
 
 
-def build(points: list[tuple[float, float]], cellset: CellSet, gdf, max_km: float = 20.0, grid_deg: float = 0.1,
-          smoothing: float = 1.0) -> tuple[np.ndarray, dict[str, float]]:
-    """(π per cell [C], π per country over the points) for game locations `points`."""
+def build(points: list[tuple[float, float]], cellset: CellSet, gdf, enrich_cfg: EnrichConfig | None = None,
+          prior_cfg: PriorConfig | None = None) -> tuple[np.ndarray, dict[str, float]]:
+    """(π per cell [C], π per country over the points) for game locations `points`, labelled as `enrich` labels."""
     from dataprep.enrich import enrich
 
     if not points:
         raise BadInput("no game locations to build a prior from")
     pts = [Sample(id=f"{n:08d}", image="", lat=la, lng=ln, location=f"{la},{ln}", source="game")
            for n, (la, ln) in enumerate(points)]
-    labelled, _ = enrich(pts, gdf, max_km, grid_deg)
-    counts = np.full(len(cellset.features), float(smoothing))
+    labelled, _ = enrich(pts, gdf, enrich_cfg)
+    counts = np.full(len(cellset.features), float((prior_cfg or PriorConfig()).smoothing))
     for s in labelled:
         counts[cellset.assign(s)[0]] += 1
     countries = Counter(s.country for s in labelled if s.country)
@@ -90,7 +92,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--locations", required=True, help="game locations CSV (map,lat,lng), .gz allowed")
     p.add_argument("--out", required=True, help="prior.json to write")
     p.add_argument("--boundaries", default=None)
-    p.add_argument("--smoothing", type=float, default=1.0, help="pseudo-count added to every cell")
+    add_config_arguments(p, PriorConfig, only=("smoothing",))
+    add_config_arguments(p, EnrichConfig)  # the points are labelled as `all` labels them
 
 
 def main(args: argparse.Namespace) -> int:
@@ -99,7 +102,8 @@ def main(args: argparse.Namespace) -> int:
     doc = json.loads(Path(args.cells).read_text(encoding="utf-8"))
     cellset = CellSet.from_geojson(doc)
     pts = read_locations(args.locations)
-    cell_prior, country_prior = build(pts, cellset, boundaries.load(args.boundaries), smoothing=args.smoothing)
-    write(args.out, args.locations, cell_prior, country_prior, len(pts), args.smoothing)
+    pc = config_from_args(PriorConfig, args)
+    cell_prior, country_prior = build(pts, cellset, boundaries.load(args.boundaries), config_from_args(EnrichConfig, args), pc)
+    write(args.out, args.locations, cell_prior, country_prior, len(pts), pc.smoothing)
     print(f"prior: {len(pts)} game locations over {len(cell_prior)} cells, {len(country_prior)} countries")
     return 0

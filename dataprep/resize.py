@@ -18,8 +18,9 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from dataprep.config import ResizeConfig
 from dataprep.drops import Drop, drops_path, write_drops
-from runtime.cli import BadInput
+from runtime.config import add_config_arguments, config_from_args
 from runtime.preprocess import MAX_PIXELS
 from runtime.records import Sample, image_path, read_manifest, write_manifest
 
@@ -68,10 +69,12 @@ def resize_one(job: tuple[str, str, int, int]) -> str | None:
 
 
 def resize(samples: list[Sample], manifest_in: Path, images_dir: Path, manifest_out: Path,
-           max_side: int = 320, quality: int = 90, workers: int = 0) -> tuple[list[Sample], list[Drop]]:
+           cfg: ResizeConfig | None = None) -> tuple[list[Sample], list[Drop]]:
+    cfg = cfg or ResizeConfig()
     images_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(image_path(s, manifest_in)), str(images_dir / out_name(s.id)), max_side, quality) for s in samples]
-    workers = workers or os.cpu_count() or 1
+    jobs = [(str(image_path(s, manifest_in)), str(images_dir / out_name(s.id)), cfg.max_side, cfg.quality)
+            for s in samples]
+    workers = cfg.workers or os.cpu_count() or 1
     with Pool(workers) as pool:
         results = list(tqdm(pool.imap(resize_one, jobs, chunksize=16), total=len(jobs), desc="resize", unit="img"))
     out, drops = [], []
@@ -90,16 +93,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--in", dest="inp", required=True, help="manifest to read")
     p.add_argument("--out", required=True, help="manifest to write (image paths → the copies)")
     p.add_argument("--images", required=True, help="folder for the resized copies")
-    p.add_argument("--max-side", type=int, default=320, help="longer side in px (never upscaled)")
-    p.add_argument("--quality", type=int, default=90, help="JPEG quality")
-    p.add_argument("--workers", type=int, default=0, help="processes (0: all cores)")
+    add_config_arguments(p, ResizeConfig)
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.max_side < 16:
-        raise BadInput(f"--max-side {args.max_side} is below 16 px")
+    cfg = config_from_args(ResizeConfig, args)
     samples = list(read_manifest(args.inp))
-    out, drops = resize(samples, Path(args.inp), Path(args.images), Path(args.out), args.max_side, args.quality, args.workers)
+    out, drops = resize(samples, Path(args.inp), Path(args.images), Path(args.out), cfg)
     write_manifest(args.out, out)
     write_drops(drops_path(args.out), drops)
     print(f"resize: {len(out)} images in {args.images}, {len(drops)} unreadable")

@@ -12,6 +12,7 @@ from paths import FIXTURES
 from PIL import Image, ImageDraw, ImageFilter
 
 from dataprep import cache, filters
+from dataprep.config import ResizeConfig
 from dataprep.ingest import ingest
 from dataprep.resize import resize
 from runtime.dataset import load_tiles, tile_reader
@@ -35,7 +36,7 @@ def test_resize_downscales_never_upscales_and_resumes(tmp_path):
     samples, _ = _ingest(src)
     manifest = tmp_path / "out" / "m.jsonl"
 
-    out, drops = resize(samples, manifest, tmp_path / "out" / "small", manifest, max_side=100, workers=2)
+    out, drops = resize(samples, manifest, tmp_path / "out" / "small", manifest, ResizeConfig(max_side=100, workers=2))
     assert [d.reason.split(":")[0] for d in drops] == ["unreadable image"]
     assert len(out) == 6
     for s in out:
@@ -46,13 +47,13 @@ def test_resize_downscales_never_upscales_and_resumes(tmp_path):
     copies = sorted((tmp_path / "out" / "small").glob("*.jpg"))
     stamps = {p: p.stat().st_mtime_ns for p in copies}
     copies[0].unlink()
-    resize(samples, manifest, tmp_path / "out" / "small", manifest, max_side=100, workers=2)
+    resize(samples, manifest, tmp_path / "out" / "small", manifest, ResizeConfig(max_side=100, workers=2))
     assert copies[0].exists()
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items() if p != copies[0])
     assert not list((tmp_path / "out" / "small").glob(".*tmp"))
 
     # never upscaled: a JPEG already small enough is copied byte for byte
-    big, _ = resize(samples, manifest, tmp_path / "out" / "big", manifest, max_side=1000, workers=1)
+    big, _ = resize(samples, manifest, tmp_path / "out" / "big", manifest, ResizeConfig(max_side=1000, workers=1))
     s = big[0]
     assert image_path(s, manifest).read_bytes() == (src / f"{s.id}.jpg").read_bytes()
     assert tree_digest(src) == before
@@ -62,7 +63,7 @@ def test_resize_downscales_never_upscales_and_resumes(tmp_path):
     Image.open(FIXTURES / f"{fixture_ids()[2]}.jpg").save(src / f"{changed.id}.jpg")
     os.utime(src / f"{changed.id}.jpg", ns=(copy.stat().st_mtime_ns + 10**9,) * 2)
     old = copy.read_bytes()
-    resize(samples, manifest, tmp_path / "out" / "small", manifest, max_side=100, workers=2)
+    resize(samples, manifest, tmp_path / "out" / "small", manifest, ResizeConfig(max_side=100, workers=2))
     assert copy.read_bytes() != old
 
 

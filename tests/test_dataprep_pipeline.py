@@ -75,6 +75,13 @@ def test_all_on_the_fixtures_is_complete_reproducible_and_checked(tmp_path):
                 "--out", tmp_path / "prior-alone.json", "--boundaries", COMMITTED)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path / "prior-alone.json").read_text())["cells"] == prior["cells"]
+    # so does the cells stage, from the balanced manifest, with the config's settings as its options
+    r = run_cli("cells", "--in", out / "06-balance.jsonl", "--out", tmp_path / "cells-alone.jsonl",
+                "--cells", tmp_path / "cells-alone.geojson", "--boundaries", COMMITTED,
+                "--min-samples", "3", "--max-samples", "10", "--simplify-deg", "0.05", "--seed", "0")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((tmp_path / "cells-alone.geojson").read_text())["features"] == cells["features"]
+    assert [s.cell for s in read_manifest(tmp_path / "cells-alone.jsonl")] == [s.cell for s in samples]
     for name in ("datalist.txt", "cells.geojson", "stats.json", "prior.json", "report/report.html", "report/map.png",
                  "report/filters.png"):
         assert (art / name).is_file(), name
@@ -147,3 +154,24 @@ def test_all_on_shared_reproduces_the_committed_datalist_and_cells(tmp_path):
     # the world validation: non-US places at twice the US rate
     val = stats["stages"]["split"]["splits"]["val"]
     assert val["locations"] >= 400 and val["countries"] >= 60
+
+
+@pytest.mark.parametrize(("command", "model"), [("resize", "ResizeConfig"), ("enrich", "EnrichConfig"),
+                                                ("filter", "FilterConfig"), ("cells", "CellsConfig")])
+def test_each_stage_takes_every_setting_of_its_config_with_the_same_default(command, model):
+    import argparse
+
+    from dataprep import config
+
+    model = getattr(config, model)
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    defaults = {a.dest: a.default for a in sub._actions}
+    assert {name: f.default for name, f in model.model_fields.items()} == {n: defaults[n] for n in model.model_fields}
+
+
+def test_config_values_are_checked_with_the_field_named(capsys):
+    with pytest.raises(ValueError, match="resize.max_side"):
+        DataprepConfig.from_dict({"resize": {"max_side": 4}})
+    assert cli.main(["resize", "--in", "m.jsonl", "--out", "o.jsonl", "--images", "i", "--max-side", "4"]) == 2
+    assert "--max-side" in capsys.readouterr().err

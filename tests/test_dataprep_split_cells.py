@@ -10,6 +10,7 @@ import pytest
 from dataprep_fixtures import admin1, run_cli
 
 from dataprep import balance, cells, datalist, split
+from dataprep.config import CellsConfig
 from dataprep.enrich import enrich
 from runtime.records import Sample, write_manifest
 
@@ -100,7 +101,7 @@ def test_balance_caps_drops_rare_and_follows_weights(world, tmp_path):
 def test_cells_follow_the_contract(world):
     s = split.split(world)
     train = [x for x in s if x.split == "train"]
-    cs = cells.build(train, admin1(), min_samples=20, max_samples=100)
+    cs = cells.build(train, admin1(), CellsConfig(min_samples=20, max_samples=100))
     feats = cs.features
     assert [f["properties"]["id"] for f in feats] == list(range(len(feats)))
     region_country = dict(zip(admin1()["adm1_code"], admin1()["country"], strict=True))
@@ -135,7 +136,7 @@ def test_cells_follow_the_contract(world):
 def test_cells_assign_points_of_countries_without_train_to_the_nearest_cell(world):
     s = split.split(world)
     train = [x for x in s if x.split == "train" and x.country != "JP"]
-    cs = cells.build(train, admin1(), 20, 100)
+    cs = cells.build(train, admin1(), CellsConfig(min_samples=20, max_samples=100))
     jp = next(x for x in s if x.country == "JP")
     cid, how = cs.assign(jp)
     assert how == "nearest" and cs.features[cid]["properties"]["country"] in {"US", "FR", "NZ"}

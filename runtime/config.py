@@ -1,0 +1,87 @@
+"""One config system: pydantic models that refuse unknown keys, one loader, and command-line options
+derived from a model's fields, so a stage run alone takes exactly the settings the config file gives
+it (and the defaults are written once, on the field)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import types
+import typing
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from runtime.cli import BadInput
+
+C = TypeVar("C", bound=BaseModel)
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def load_config(model: type[C], source: Path | str | dict, where: str | None = None) -> C:
+    """`model` from a JSON file or an already-read dict; a bad key or value is BadInput naming it."""
+    if isinstance(source, dict):
+        data, where = source, where or "config"
+    else:
+        where = where or str(source)
+        try:
+            data = json.loads(Path(source).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise BadInput(f"config {source} not found") from None
+        except (OSError, json.JSONDecodeError) as e:
+            raise BadInput(f"{source}: {e}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise BadInput(f"{where}: {describe(e, model)}") from None
+
+
+def describe(e: ValidationError, model: type[BaseModel]) -> str:
+    err = e.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"]) or "config"
+    if err["type"] == "extra_forbidden":
+        owner = model
+        for part in err["loc"][:-1]:
+            owner = _model_of(owner.model_fields[str(part)].annotation) or owner
+        return f"unknown key {loc!r}; known: {sorted(owner.model_fields)}"
+    return f"{loc}: {err['msg']}"
+
+
+def _model_of(annotation) -> type[BaseModel] | None:
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _scalar(annotation) -> type | None:
+    """int/float/str for a field the command line can set (`T` or `T | None`), else None."""
+    if annotation in (int, float, str):
+        return annotation
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 and args[0] in (int, float, str) else None
+    return None
+
+
+def add_config_arguments(p: argparse.ArgumentParser, model: type[BaseModel], only: tuple[str, ...] | None = None) -> None:
+    """`--field-name` for each scalar/bool field of `model` (default and help from the field)."""
+    for name, f in model.model_fields.items():
+        if only is not None and name not in only:
+            continue
+        flag = "--" + name.replace("_", "-")
+        helptext = f"{f.description + ' ' if f.description else ''}(default: {f.default})"
+        if f.annotation is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=helptext)
+        elif (kind := _scalar(f.annotation)) is not None:
+            p.add_argument(flag, type=kind, default=f.default, help=helptext)
+
+
+def config_from_args(model: type[C], args: argparse.Namespace) -> C:
+    """`model` from the options add_config_arguments added (the others keep their defaults)."""
+    try:
+        return model(**{name: getattr(args, name) for name in model.model_fields if hasattr(args, name)})
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise BadInput(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
