@@ -27,17 +27,21 @@ def load_config(model: type[C], source: Path | str | dict, where: str | None = N
     if isinstance(source, dict):
         data, where = source, where or "config"
     else:
-        where = where or str(source)
-        try:
-            data = json.loads(Path(source).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise BadInput(f"config {source} not found") from None
-        except (OSError, json.JSONDecodeError) as e:
-            raise BadInput(f"{source}: {e}") from None
+        data, where = read_json(source), where or str(source)
     try:
         return model.model_validate(data)
     except ValidationError as e:
         raise BadInput(f"{where}: {describe(e, model)}") from None
+
+
+def read_json(path: Path | str) -> dict:
+    """A config file's JSON; a missing or malformed file is BadInput."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInput(f"config {path} not found") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise BadInput(f"{path}: {e}") from None
 
 
 def describe(e: ValidationError, model: type[BaseModel]) -> str:

@@ -12,7 +12,6 @@ from torch import nn
 from runtime.preprocess import InputSpec, normalize, tiles_uint8
 from training.data import Dataset
 from training.distributed import run_module
-from training.errors import ConfigError
 
 
 class TileDataset(torch.utils.data.Dataset):
@@ -48,7 +47,7 @@ def _augmentation(kind: str, size: int):
     if kind == "strong":
         return T.Compose([T.RandomResizedCrop(size, scale=(0.35, 1.0)), T.ColorJitter(0.4, 0.4, 0.3, 0.05),
                           T.RandomGrayscale(0.1)])
-    raise ConfigError(f"augment={kind!r}: use none, mild or strong")
+    raise AssertionError(kind)  # TrainConfig.augment is a Literal of the three
 
 
 def tile_logits(model: nn.Module, ds: Dataset, samples: list, spec: InputSpec, batch: int = 32) -> tuple:

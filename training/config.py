@@ -1,17 +1,18 @@
-"""Run configuration as dataclasses (JSON files under training/configs/ fill them)."""
+"""Run configuration (JSON files under training/configs/ fill it), on runtime.config: unknown keys
+and bad values are refused with the key named."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Literal
 
-from training.errors import ConfigError
+from pydantic import Field
+
+from runtime.config import Config, load_config, read_json
 from training.models import HeadConfig
 
 
-@dataclass
-class TrainConfig:
+class TrainConfig(Config):
     # data (dataprep's output)
     manifest: str = "work/datasets/streetview/manifest.jsonl"
     cells: str | None = None                 # default: cells.geojson beside the manifest
@@ -21,7 +22,7 @@ class TrainConfig:
     backbone: str = "vit_small_patch14_dinov2"
     weights: str = "auto"                    # auto | hub | none | path to a .pth
     size: int | None = None                  # input side; None: the backbone's default
-    head: HeadConfig = field(default_factory=HeadConfig)
+    head: HeadConfig = Field(default_factory=HeadConfig)
     frozen: bool = True                      # True: train the head on cached backbone features
     cut: int | None = None                   # fine-tuning from a stage cache: train blocks[cut:] + head only
     views: int = 4                           # stage cache: view 0 as served + views-1 augmented crops per tile
@@ -40,35 +41,28 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_epochs: int = 2
     patience: int = 12                       # early stopping on `select`, in epochs
-    select: str = "geoguessr_score"          # world-validation metric to maximise (game-weighted, prior applied)
+    # world-validation metric to maximise (game-weighted, prior applied)
+    select: Literal["geoguessr_score", "country_top1", "country_balanced_acc", "cell_top1"] = "geoguessr_score"
     max_steps: int | None = None             # stop after this many optimizer steps (smoke tests)
-    augment: str = "mild"                    # none | mild | strong (fine-tuning; frozen features are fixed)
+    augment: Literal["none", "mild", "strong"] = "mild"   # fine-tuning; frozen features are fixed
     seed: int = 0
     # bookkeeping
     out: str = "work/runs/default"
     resume: bool = True
-    wandb: str = "offline"                   # offline | online | disabled
+    wandb: Literal["offline", "online", "disabled"] = "offline"
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
-        d = dict(d)
-        if isinstance(d.get("head"), dict):
-            d["head"] = HeadConfig(**d["head"])
-        return cls(**d)
+        return load_config(cls, d)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return self.model_dump()
 
 
-@dataclass
-class DefaultConfig:
+class DefaultConfig(Config):
     """`python -m training default`: train, evaluate and export the companion's default bundle."""
 
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
     warmup: TrainConfig | None = None        # trained first; its head starts `train` (train.init_head)
     bundle: str = "companion/models/default"
     quantize: bool = False                   # int8 dynamic quantization of the ONNX graph
@@ -78,29 +72,22 @@ class DefaultConfig:
 
     @classmethod
     def load(cls, path: Path | str) -> DefaultConfig:
-        try:
-            return cls.load_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-        except ValueError as e:
-            raise ConfigError(f"{path}: {e}") from None
+        return cls.load_dict(read_json(path), str(path))
 
     @classmethod
-    def load_dict(cls, d: dict) -> DefaultConfig:
+    def load_dict(cls, d: dict, where: str = "config") -> DefaultConfig:
         d = dict(d)
-        train = TrainConfig.from_dict(d.pop("train", {}))
-        warmup = d.pop("warmup", None)
-        if warmup is not None:
+        warmup = d.get("warmup")
+        if isinstance(warmup, dict):
             # the warm-up is a frozen head on the main run's data and head settings, unless it says otherwise
-            base = train.to_dict() | {"frozen": True, "cut": None, "init_head": None}
-            warmup = TrainConfig.from_dict(base | warmup | {"head": base["head"] | warmup.get("head", {})})
-        known = {f.name for f in fields(cls)} - {"train", "warmup"}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
-        return cls(train=train, warmup=warmup, **d)
+            base = load_config(TrainConfig, d.get("train", {}), f"{where}: train").to_dict()
+            base |= {"frozen": True, "cut": None, "init_head": None}
+            d["warmup"] = base | warmup | {"head": base["head"] | warmup.get("head", {})}
+        return load_config(cls, d, where)
 
 
 def load_train_config(path: Path | str | None, overrides: dict | None = None) -> TrainConfig:
-    d = json.loads(Path(path).read_text(encoding="utf-8")) if path else {}
+    d = read_json(path) if path else {}
     d = d.get("train", d)
     d.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return TrainConfig.from_dict(d)
+    return load_config(TrainConfig, d, str(path or "config"))

@@ -5,13 +5,13 @@ The exported graph is exactly this module: pixels [N, 3, S, S] → logits [N, ce
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import timm
 import torch
 from torch import nn
 
+from runtime.config import Config
 from runtime.preprocess import InputSpec
 from training.backbones import input_defaults
 from training.errors import ConfigError, WeightsError
@@ -21,8 +21,7 @@ if TYPE_CHECKING:
     from training.config import TrainConfig
 
 
-@dataclass
-class HeadConfig:
+class HeadConfig(Config):
     hidden: int = 0          # 0: a linear head; >0: one hidden layer (GELU) of this width
     dropout: float = 0.1
     country: bool = False    # also a direct country head, folded into the cell logits (see Head)

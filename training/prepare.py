@@ -86,8 +86,6 @@ def prepare(cfg: TrainConfig) -> Prepared:
     read_tiles = tile_reader(ds.manifest, spec.size)  # dataprep's published cache of this manifest
     if cfg.views_per_location:
         ds.samples = first_views(ds.samples, cfg.views_per_location)
-    if cfg.select not in ("geoguessr_score", "country_top1", "country_balanced_acc", "cell_top1"):
-        raise ConfigError(f"select={cfg.select!r}: use geoguessr_score, country_top1, country_balanced_acc or cell_top1")
     rank, _ = rank_world()
     cache, stages = None, None
     if cfg.cut is not None and cfg.frozen:
