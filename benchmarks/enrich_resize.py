@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dataprep import boundaries  # noqa: E402
+from dataprep.config import ResizeConfig  # noqa: E402
 from dataprep.enrich import Locator  # noqa: E402
 from dataprep.ingest import ingest  # noqa: E402
 from dataprep.resize import resize  # noqa: E402
@@ -77,7 +78,7 @@ def bench_resize(count: int) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             manifest = Path(tmp) / "m.jsonl"
             with Timer() as t:
-                out, drops = resize(samples, manifest, Path(tmp) / "img", manifest, max_side=side, workers=workers)
+                out, drops = resize(samples, manifest, Path(tmp) / "img", manifest, ResizeConfig(max_side=side, workers=workers))
             kind = "copies (already ≤ 320 px: decode check + byte copy)" if side == 320 else "real downscales"
             print(f"resize {len(samples)} images from {src.name}/ to {side} px, {workers} processes: "
                   f"{t.wall:.2f} s wall → {len(out) / t.wall:.0f} images/s ({kind})")

@@ -67,7 +67,7 @@ def cmd_serve(args) -> int:
                       f"web UI: {base}/?token={settings.token}", flush=True)
 
     # frames are already compressed, so permessage-deflate would only burn CPU; the server reads at
-    # most a few messages ahead per connection (server.MAX_INBOX), the protocols bound the rest
+    # most a few messages ahead per connection (protocol.MAX_INBOX), the protocols bound the rest
     http, ws = protocols(settings.max_connections, settings.header_timeout)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
                             http=http, ws=ws, backlog=min(settings.max_connections, 64),
