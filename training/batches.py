@@ -1,4 +1,14 @@
-"""Fine-tuning's image path: tiles of the images (or of dataprep's packed cache), augmented, normalized."""
+"""The training loop's batches, one interface for the three ways a run trains: `take(idx, gen)` gives
+(inputs, cell targets, cell weights, country targets, country weights) for the items `idx`.
+
+    FeatureBatches  frozen backbone: rows of cached features, one per tile
+    StageBatches    stage-cache fine-tuning: one of each tile's cached trunk activations (a view drawn per epoch)
+    TileBatches     whole-backbone fine-tuning: a random tile of each image (or of dataprep's packed cache),
+                    augmented and normalized
+
+An image counts once in the loss, however many tiles it has: a tile row's weight is its image's over
+its tile count.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +22,54 @@ from torch import nn
 from runtime.preprocess import InputSpec, normalize, tiles_uint8
 from training.data import Dataset
 from training.distributed import run_module
+
+Targets = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]   # cell targets, weights, country targets, weights
+
+
+def per_tile(owner: np.ndarray, targets: Targets) -> tuple[torch.Tensor, ...]:
+    """Per-image targets and weights → per tile row (`owner`: the image of each row)."""
+    y, w, yc, wc = targets
+    tiles_per = np.bincount(owner, minlength=len(y))[owner]
+    return (torch.from_numpy(y[owner]), torch.from_numpy(w[owner] / tiles_per),
+            torch.from_numpy(yc[owner]), torch.from_numpy(wc[owner] / tiles_per))
+
+
+class FeatureBatches:
+    def __init__(self, features: np.ndarray, owner: np.ndarray, targets: Targets):
+        self.x = torch.from_numpy(np.asarray(features, np.float32))
+        self.y, self.w, self.yc, self.wc = per_tile(owner, targets)
+        self.n_items = len(self.x)
+
+    def take(self, idx: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+        return self.x[idx], self.y[idx], self.w[idx], self.yc[idx], self.wc[idx]
+
+
+class StageBatches:
+    def __init__(self, stages, tiles: np.ndarray, owner: np.ndarray, targets: Targets):
+        self.stages, self.tiles = stages, tiles
+        self.y, self.w, self.yc, self.wc = per_tile(owner, targets)
+        self.n_items = len(tiles)
+
+    def take(self, idx: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+        # one of the tile's cached views, drawn afresh every epoch: augmentation at no extra cost
+        view = torch.randint(self.stages.views, (len(idx),), generator=gen).numpy()
+        rows = self.stages.rows(self.tiles[idx.numpy()], view)
+        x = torch.from_numpy(np.asarray(self.stages.acts[rows], np.float32))
+        return x, self.y[idx], self.w[idx], self.yc[idx], self.wc[idx]
+
+
+class TileBatches:
+    def __init__(self, ds: Dataset, samples: list, targets: Targets, spec: InputSpec, augment: str,
+                 read_tiles: Callable[[str], np.ndarray] | None = None):
+        y, w, yc, wc = targets
+        self.cells = y.shape[1]
+        self.tiles = TileDataset(ds, samples, np.concatenate([y, yc], 1), np.stack([w, wc], 1), spec, augment,
+                                 read_tiles)
+        self.n_items = len(self.tiles)
+
+    def take(self, idx: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+        x, y, w = (torch.stack(t) for t in zip(*(self.tiles[int(i)] for i in idx), strict=True))
+        return x, y[:, :self.cells], w[:, 0], y[:, self.cells:], w[:, 1]
 
 
 class TileDataset(torch.utils.data.Dataset):

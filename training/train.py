@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from training.batches import TileDataset
+from training.batches import FeatureBatches, StageBatches, TileBatches
 from training.checkpoint import atomic_save, config_changes, finished, load_trained
 from training.config import TrainConfig
 from training.distributed import check_ranks_agree, device, init_distributed, rank_world, seed_everything
@@ -66,18 +66,13 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
     country_weights = sample_weights(ds, train_samples, cfg.balance if cfg.country_balance is None
                                      else cfg.country_balance)
 
+    targets_of = (targets, weights, country_targets, country_weights)
     if cfg.frozen:
         rows, owner = prep.cache.rows([s.id for s in train_samples])
-        x_all = torch.from_numpy(np.asarray(prep.cache.features[rows], np.float32))
-        tiles_per = np.bincount(owner, minlength=len(train_samples))
-        y_all = torch.from_numpy(targets[owner])
-        w_all = torch.from_numpy(weights[owner] / tiles_per[owner])  # an image counts once, whatever its tiles
-        yc_all = torch.from_numpy(country_targets[owner])
-        wc_all = torch.from_numpy(country_weights[owner] / tiles_per[owner])
-        model = GeoModel(nn.Identity(), Head(x_all.shape[1], len(ds.cells), cfg.head, cell_countries(ds)))
-        model.head.feature_mean.copy_(x_all.mean(0))
-        model.head.feature_std.copy_(x_all.std(0) + 1e-6)
-        n_items = len(x_all)
+        batches = FeatureBatches(prep.cache.features[rows], owner, targets_of)
+        model = GeoModel(nn.Identity(), Head(batches.x.shape[1], len(ds.cells), cfg.head, cell_countries(ds)))
+        model.head.feature_mean.copy_(batches.x.mean(0))
+        model.head.feature_std.copy_(batches.x.std(0) + 1e-6)
         params = [{"params": model.head.parameters(), "lr": cfg.lr}]
     else:
         model = build_model(cfg, len(ds.cells), cell_country=cell_countries(ds))
@@ -95,19 +90,14 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
         for p in top.parameters():
             p.requires_grad_(True)
         tiles, owner = prep.stages.tile_rows([s.id for s in train_samples])
-        tiles_per = np.bincount(owner, minlength=len(train_samples))
-        y_all, yc_all = torch.from_numpy(targets[owner]), torch.from_numpy(country_targets[owner])
-        w_all = torch.from_numpy(weights[owner] / tiles_per[owner])
-        wc_all = torch.from_numpy(country_weights[owner] / tiles_per[owner])
-        n_items = len(tiles)
+        batches = StageBatches(prep.stages, tiles, owner, targets_of)
         params = [{"params": top.parameters(), "lr": cfg.backbone_lr},
                   {"params": model.head.parameters(), "lr": cfg.lr}]
     elif not cfg.frozen:
-        loader_ds = TileDataset(ds, train_samples, np.concatenate([targets, country_targets], 1),
-                                np.stack([weights, country_weights], 1), prep.spec, cfg.augment, prep.read_tiles)
-        n_items = len(loader_ds)
+        batches = TileBatches(ds, train_samples, targets_of, prep.spec, cfg.augment, prep.read_tiles)
         params = [{"params": model.backbone.parameters(), "lr": cfg.backbone_lr},
                   {"params": model.head.parameters(), "lr": cfg.lr}]
+    n_items = batches.n_items
 
     per_rank_batch = max(1, cfg.batch_size // world)
     steps_per_epoch = max(1, math.ceil(n_items / (per_rank_batch * world)))
@@ -146,27 +136,13 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
                     m.eval()
         perm = torch.randperm(n_items, generator=gen)
         total, seen = 0.0, 0
-        batches = range(steps_per_epoch)
-        for b in tqdm(batches, desc=f"epoch {state['epoch']}", leave=False, disable=rank != 0 or cfg.frozen,
+        for b in tqdm(range(steps_per_epoch), desc=f"epoch {state['epoch']}", leave=False, disable=rank != 0 or cfg.frozen,
                       mininterval=10):
             chunk = perm[b * per_rank_batch * world:(b + 1) * per_rank_batch * world]
             if len(chunk) < world:
                 # every rank must step, or DDP's gradient all-reduce waits forever for the idle one
                 chunk = torch.cat([chunk, perm[:world - len(chunk)]])
-            idx = chunk[rank::world]
-            if cfg.frozen:
-                x, y, w, yc, wc = x_all[idx], y_all[idx], w_all[idx], yc_all[idx], wc_all[idx]
-            elif prep.stages is not None:
-                # one of the tile's cached views, drawn afresh every epoch: augmentation at no extra cost
-                view = torch.randint(prep.stages.views, (len(idx),), generator=gen).numpy()
-                rows = prep.stages.rows(tiles[idx.numpy()], view)
-                x = torch.from_numpy(np.asarray(prep.stages.acts[rows], np.float32))
-                y, w, yc, wc = y_all[idx], w_all[idx], yc_all[idx], wc_all[idx]
-            else:
-                items = [loader_ds[int(i)] for i in idx]
-                x, y, w = (torch.stack(t) for t in zip(*items, strict=True))
-                y, yc, w, wc = y[:, :len(ds.cells)], y[:, len(ds.cells):], w[:, 0], w[:, 1]
-            x, y, w, yc, wc = (t.to(dev, non_blocking=True) for t in (x, y, w, yc, wc))
+            x, y, w, yc, wc = (t.to(dev, non_blocking=True) for t in batches.take(chunk[rank::world], gen))
             cell_logits, country_logits = net(x)
             loss = _soft_ce(cell_logits, y, w)
             if country_logits is not None:
@@ -176,8 +152,8 @@ def train(cfg: TrainConfig, prep: Prepared | None = None) -> Path:
             opt.step()
             sched.step()
             state["step"] += 1
-            total += loss.item() * len(idx)
-            seen += len(idx)
+            total += loss.item() * len(x)
+            seen += len(x)
             if cfg.max_steps and state["step"] >= cfg.max_steps:
                 break
         state["epoch"] += 1
