@@ -7,10 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from companion import protocol as P
 from companion.config import DEFAULT_BUNDLE
 from companion.engine import DEFAULT_THREADS
-from runtime.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput
+from companion.settings import SERVE_OPTIONS, Settings
+from runtime.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput, run_command
+from runtime.config import add_config_arguments, option_error
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAY_DATASET = ROOT / "work" / "datasets" / "streetview" / "manifest.jsonl"   # `make dataset` builds it
@@ -42,14 +46,15 @@ def cmd_serve(args) -> int:
     from companion.config import pairing_token
     from companion.play import Play
     from companion.server import create_app
-    from companion.settings import Settings
     from companion.transport import protocols
 
     engine = _engine(args)
-    settings = Settings(token=pairing_token(args.token), host=args.host, port=args.port, rate_per_s=args.rate_limit,
-                        rate_burst=max(1, int(2 * args.rate_limit)), max_frame_bytes=args.max_frame_bytes,
-                        max_pixels=args.max_pixels, max_connections=_connection_cap(args.max_connections),
-                        header_timeout=args.header_timeout)
+    options = {name: getattr(args, name) for name in SERVE_OPTIONS}
+    try:
+        settings = Settings(**options | {"max_connections": _connection_cap(args.max_connections)},
+                            token=pairing_token(args.token), rate_burst=max(1, int(2 * args.rate_limit)))
+    except ValidationError as e:
+        raise option_error(e) from None
     try:
         play = Play(engine, source=_play_source(args.play), db=args.db)
     except (FileNotFoundError, ValueError) as e:
@@ -160,15 +165,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("serve", help="run the server for the extension and the web UI")
     model_args(p)
-    p.add_argument("--host", default=P.DEFAULT_HOST, help="bind address (loopback by default; anything else exposes the model)")
-    p.add_argument("--port", type=int, default=P.DEFAULT_PORT, help="0 picks a free port")
+    add_config_arguments(p, Settings, only=SERVE_OPTIONS)
     p.add_argument("--token", default=None, help="pairing token (default: $LF_TOKEN, else the saved one)")
-    p.add_argument("--rate-limit", type=float, default=P.RATE_PER_S, help="messages per second per websocket connection")
-    p.add_argument("--max-frame-bytes", type=int, default=P.MAX_FRAME_BYTES)
-    p.add_argument("--max-pixels", type=int, default=P.MAX_PIXELS)
-    p.add_argument("--max-connections", type=int, default=P.MAX_CONNECTIONS, help="open connections at most (also kept under a quarter of the fd limit)")
-    p.add_argument("--header-timeout", type=float, default=P.HEADER_TIMEOUT,
-                   help="seconds a connection may take to send its request, or idle between requests")
     p.add_argument("--play", type=Path, default=None, help="Play images: a manifest.jsonl or a folder of <id>.json + image "
                    "(default: the built dataset's test split, else the test fixtures)")
     p.add_argument("--db", type=Path, default=None, help="Play scores SQLite (default: in the user data dir)")
@@ -195,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_protocol_doc)
 
     args = ap.parse_args(argv)
-    return args.fn(args)
+    return run_command(lambda: args.fn(args))
 
 
 if __name__ == "__main__":

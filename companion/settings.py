@@ -8,30 +8,37 @@ or the companion's own page, and frames and predictions need the pairing token.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from pydantic import Field
+
 from companion import protocol as P
+from runtime.config import Config
 
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
 EXTENSION_SCHEMES = ("chrome-extension", "moz-extension", "safari-web-extension")
 
 
-@dataclass
-class Settings:
+# the settings `python -m companion serve` takes as options (the others are fixed at their defaults)
+SERVE_OPTIONS = ("host", "port", "rate_limit", "max_frame_bytes", "max_pixels", "max_connections", "header_timeout")
+
+
+class Settings(Config):
     token: str
-    host: str = P.DEFAULT_HOST
-    port: int = P.DEFAULT_PORT              # updated to the bound port once listening (port 0 picks one)
-    max_frame_bytes: int = P.MAX_FRAME_BYTES
-    max_pixels: int = P.MAX_PIXELS
-    rate_per_s: float = P.RATE_PER_S
+    host: str = Field(P.DEFAULT_HOST, description="bind address (loopback by default; anything else exposes the model)")
+    port: int = Field(P.DEFAULT_PORT, ge=0, le=65535, description="0 picks a free port")  # set to the bound one
+    max_frame_bytes: int = Field(P.MAX_FRAME_BYTES, ge=1, description="bytes a frame or predict body may have")
+    max_pixels: int = Field(P.MAX_PIXELS, ge=1, description="pixels an image may have")
+    rate_limit: float = Field(P.RATE_PER_S, gt=0, description="messages per second per websocket connection")
     rate_burst: int = P.RATE_BURST
     max_rounds: int = P.MAX_ROUNDS
     top_k: int = P.DEFAULT_TOP_K
     top_cells: int = P.TOP_CELLS
     workers: int = 2                        # decode/preprocess threads (and turns at the model); model runs are serialized
-    max_connections: int = P.MAX_CONNECTIONS
-    header_timeout: float = P.HEADER_TIMEOUT
+    max_connections: int = Field(P.MAX_CONNECTIONS, ge=1,
+                                 description="open connections at most (also kept under a quarter of the fd limit)")
+    header_timeout: float = Field(P.HEADER_TIMEOUT, gt=0,
+                                  description="seconds a connection may take to send its request, or idle between requests")
     body_timeout: float = P.BODY_TIMEOUT
 
     def host_ok(self, host_header: str | None) -> bool:

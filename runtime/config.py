@@ -87,5 +87,10 @@ def config_from_args(model: type[C], args: argparse.Namespace) -> C:
     try:
         return model(**{name: getattr(args, name) for name in model.model_fields if hasattr(args, name)})
     except ValidationError as e:
-        err = e.errors()[0]
-        raise BadInput(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
+        raise option_error(e) from None
+
+
+def option_error(e: ValidationError) -> BadInput:
+    """A model's validation error as the command-line option it came from."""
+    err = e.errors()[0]
+    return BadInput(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}")

@@ -116,7 +116,7 @@ class Session:
         self.ctx, self.websocket = ctx, websocket
         self.inbox = Inbox()
         self.rounds = RoundPool(ctx.settings.max_rounds)
-        self.bucket = TokenBucket(ctx.settings.rate_per_s, ctx.settings.rate_burst)
+        self.bucket = TokenBucket(ctx.settings.rate_limit, ctx.settings.rate_burst)
 
     async def read(self):
         """Read messages as they come (so a newer frame can supersede a waiting one), a few at most."""
@@ -131,7 +131,7 @@ class Session:
                 return
             t0 = time.perf_counter()
             if not self.bucket.take():
-                item = Inbound(reply=P.ErrorMessage(code="rate_limited", message=f"more than {s.rate_per_s:g} messages/s"))
+                item = Inbound(reply=P.ErrorMessage(code="rate_limited", message=f"more than {s.rate_limit:g} messages/s"))
             elif msg.get("bytes") is not None:
                 item = self._frame_item(msg["bytes"], t0)
             else:
