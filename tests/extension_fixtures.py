@@ -238,6 +238,14 @@ def browser(p, user_data_dir: Path, extension: Path, viewport=(1280, 720)):
         context.close()
 
 
+def playwright_session():
+    """A started sync Playwright, for a module fixture: `yield from playwright_session()`."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
 def set_options(worker, **settings) -> None:
     """Set the extension's options as its options page does (chrome.storage), from its service worker."""
     worker.evaluate("(patch) => LF.saveSettings(patch)", settings)
