@@ -17,7 +17,7 @@ const $ = (id) => document.getElementById(id);
 const pct = (p) => (100 * p).toFixed(1) + "%";
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 // the product's palette (style.css's :root, and the extension's overlay)
-const COLORS = { sea: "#181d24", land: "#2a2f38", border: "#3d4450", cell: "245,166,35", pin: "#f5a623",
+const COLORS = { sea: "#181d24", land: "#303641", border: "#474f5c", cell: "245,166,35", pin: "#f5a623",
   truth: "#3ecf8e", player: "76,154,255", outline: "#14171c" };
 const state = { world: null, cells: null, names: {}, round: null };
 
