@@ -1,7 +1,8 @@
 """The web UI as a player sees it, in real (headless) Chromium: one tab's panel at a time (by what is
 visible, not by attributes), the product's palette, and Play's polish: common country names, an
 unknown entry named without losing the others, "1 round", and the model's pin and cells on the result
-map. Plus the alias table itself and the Play API behind the page.
+map; Predict's confidence label. Plus the alias table itself and the Play API behind the page. Saves the
+Predict and Play tab screenshots beside companion-ui.png (docs/img/ with LF_UPDATE_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import httpx
 import pytest
 from companion_fixtures import *  # noqa: F403
 from companion_fixtures import FIXTURE_IMAGES
-from test_companion_ui import CHROMIUM, browser  # noqa: F401  (the module's Chromium fixture)
+from test_companion_ui import CHROMIUM, SCREENSHOTS, browser  # noqa: F401  (the module's Chromium fixture)
 
 from companion.country_names import ALIASES, CountryNames, normalize
 from companion.world import world
@@ -119,6 +120,41 @@ def test_the_palette(browser, main_server):  # noqa: F811
     page.close()
 
 
+@in_chromium
+def test_predict_shows_the_replys_confidence_label(browser, main_server):  # noqa: F811
+    """The label follows the reply's `confidence` for each level the fixtures reach (the server says which)."""
+    tok = {"X-LF-Token": main_server.token, "Content-Type": "image/jpeg"}
+    by_level: dict[str, tuple] = {}
+    for path in FIXTURE_IMAGES:
+        pred = httpx.post(f"{main_server.http}/v1/predict", content=path.read_bytes(), headers=tok, timeout=60).json()
+        by_level.setdefault(pred["confidence"], (path, pred))
+        if len(by_level) == 3:
+            break
+    if "unsure" not in by_level or len(by_level) < 2:
+        pytest.skip(f"the fixtures reach only {sorted(by_level)} with this model")
+    text = {"confident": "Confident", "likely": "Likely", "unsure": "Not sure — top guesses"}
+    page, errors = open_ui(browser, main_server)
+    for level, (path, pred) in by_level.items():
+        page.set_input_files("#file", str(path))
+        page.wait_for_function("(level) => document.getElementById('verdict').dataset.level === level", arg=level,
+                               timeout=60_000)
+        assert page.text_content("#verdict") == text[level] and shown(page, "#verdict")
+        top = page.locator("#countries li").first
+        assert top.text_content().startswith(pred["countries"][0]["name"])
+        weight = int(top.locator("span").nth(1).evaluate("e => getComputedStyle(e).fontWeight"))
+        assert (weight >= 700) == (level != "unsure"), (level, weight)   # a bold winner only when it is one
+        colour = page.evaluate("getComputedStyle(document.getElementById('verdict')).color")
+        assert colour == {"confident": "rgb(62, 207, 142)", "likely": "rgb(245, 166, 35)",
+                          "unsure": "rgb(154, 160, 166)"}[level]
+    level = "confident" if "confident" in by_level else next(lv for lv in by_level if lv != "unsure")
+    page.set_input_files("#file", str(by_level[level][0]))
+    page.wait_for_function("(level) => document.getElementById('verdict').dataset.level === level", arg=level)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "companion-ui-predict.png"))
+    assert not errors, errors
+    page.close()
+
+
 # ---- Play ----
 
 def test_alias_table_is_normalized_and_every_alias_resolves():
@@ -215,5 +251,7 @@ def test_play_in_the_page_aliases_unknown_entries_plural_and_the_models_map(brow
     px, py = (point["lng"] + 180) / 360 * pin["w"], (90 - point["lat"]) / 180 * pin["h"]
     if (px - truth["x"]) ** 2 + (py - truth["y"]) ** 2 > 16 ** 2:   # the truth pin, drawn last, hides it otherwise
         assert pin["n"] > 20 and abs(pin["x"] - px) < 3 and abs(pin["y"] - py) < 3, (pin, px, py)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "companion-ui-play.png"))
     assert not errors, errors
     page.close()

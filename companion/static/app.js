@@ -122,6 +122,9 @@ function drawMap(canvas, { cells = [], point = null, truth = null, player = [] }
 }
 
 // ---- Predict ----
+// the overlay's words for the reply's `confidence` (of the top country, from its calibrated p)
+const LEVEL_TEXT = { confident: "Confident", likely: "Likely", unsure: "Not sure — top guesses" };
+
 function bars(list, items, label) {
   list.replaceChildren(...items.map((it) => {
     const li = document.createElement("li");
@@ -148,6 +151,9 @@ async function predict(file) {
   setStatus("status", "Thinking…");
   try {
     const pred = await api("/v1/predict", { method: "POST", body: file, headers: { "Content-Type": file.type } });
+    $("verdict").textContent = LEVEL_TEXT[pred.confidence] || "";
+    $("verdict").dataset.level = pred.confidence || "";
+    $("countries").className = `bars ${pred.confidence === "unsure" ? "unsure" : "sure"}`;
     bars($("countries"), pred.countries, (c) => `${c.name} (${c.code})`);
     bars($("regions"), pred.regions, (r) => `${r.name}, ${r.country}`);
     $("point").textContent = `Point: ${pred.point.lat.toFixed(3)}, ${pred.point.lng.toFixed(3)}`;
