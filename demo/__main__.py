@@ -161,7 +161,11 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
 
         with sync_playwright() as p:
-            context = launch(p, work / "profile", extension_for_tests(work / "extension"), headless)
+            try:
+                context = launch(p, work / "profile", extension_for_tests(work / "extension"), headless)
+            except PlaywrightError as e:
+                hint = "" if headless else " (no usable display? `make demo ARGS=--headless`)"
+                raise SystemExit(f"demo: Chromium did not start{hint}: {str(e).splitlines()[0]}") from None
             try:
                 worker = context.service_workers[0] if context.service_workers else context.wait_for_event("serviceworker")
                 set_options(worker, companionUrl=base.replace("http://", "ws://", 1) + "/ws", token=token)
@@ -175,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"demo: the overlay answered: {top}")
                     print("demo: screenshots:\n" + "\n".join(f"  {v}" for v in summary["screenshots"].values()),
                           flush=True)
+                if not headless:
+                    context.new_page().goto(web_ui)   # the web UI in a second tab (Predict, Play)
+                    game.bring_to_front()
                 if not headless or args.stay:
                     print("demo: running; Ctrl-C (or closing the browser) stops everything", flush=True)
                     while context.pages and not STOP.is_set():
