@@ -55,6 +55,11 @@ class Point(BaseModel):
     lng: float
 
 
+# How far to trust the top country, from its calibrated probability (`engine.confidence_of`, the one place
+# it is decided): "unsure" means no country clears the bar, and the overlay says "not sure — top guesses".
+Confidence = Literal["confident", "likely", "unsure"]
+
+
 class Prediction(BaseModel):
     type: Literal["prediction"] = "prediction"
     v: int = PROTOCOL_VERSION
@@ -62,6 +67,7 @@ class Prediction(BaseModel):
     frame: int | None = None
     frames: int = 1                 # frames of this round pooled into this answer
     countries: list[CountryP]
+    confidence: Confidence          # of countries[0], from its calibrated p
     regions: list[RegionP]
     point: Point
     cells: list[CellP]

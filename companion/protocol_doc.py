@@ -8,6 +8,7 @@ import json
 import typing
 
 from companion import protocol
+from companion.engine import CONFIDENT_P, LIKELY_P
 from companion.server import CLOSE_UNAUTHORIZED, MAX_HEADER_BYTES, MAX_INBOX, MAX_JSON_BODY, Settings
 from companion.transport import CLOSE_TIMEOUT
 
@@ -75,7 +76,8 @@ body must arrive within {body_timeout:g} s.
   {close_timeout:g} s after the server's close frame.
 - `latency_ms` is server time from receiving the frame to sending the answer; `point` is the
   probability-weighted centre of the cells near the most likely cell; `cells` are the top cells
-  (ids are the feature ids of `GET /v1/model`'s `cells`).
+  (ids are the feature ids of `GET /v1/model`'s `cells`); `confidence` is `confident` when the top
+  country's calibrated p ≥ {confident:g}, `likely` when ≥ {likely:g}, else `unsure` (no country clears the bar).
 
 | ErrorMessage.code | meaning |
 |---|---|
@@ -97,12 +99,13 @@ body must arrive within {body_timeout:g} s.
 | `GET /[?token=TOKEN]` | no | – | the web UI (drop/paste an image; Play); with the right token the page holds it |
 | `POST /v1/play/round` | yes | `{{"player": NAME}}` (optional) | `{{"round", "image", "remaining", "total"}}` |
 | `GET /v1/play/image/ROUND` | no | – | the round's image |
-| `POST /v1/play/guess` | yes | `{{"round": ROUND, "guesses": [up to 5 countries, names or ISO codes, in order]}}` | `{{"truth", "guesses", "model", "score"}}` |
+| `POST /v1/play/guess` | yes | `{{"round": ROUND, "guesses": [up to 5 countries: names, common names such as "usa", or ISO codes, in order]}}` | `{{"truth", "guesses", "model", "score", "model_point", "model_cells"}}` (the model's point and top cells on this image, as in a `Prediction`) |
 | `GET /v1/play/scores[?player=NAME]` | no | – | `{{"rounds", "human": {{"top1", "top3", "top5"}}, "model": {{…}}}}` |
 | `GET /v1/play/countries` | no | – | `[{{"code", "name"}}]`, for the guess inputs |
 
 Play bodies are JSON of at most {max_json} bytes, read only after the token check; errors are
-`{{"type": "error", "code", "message"}}` with 400/401/404/408/409/413.
+`{{"type": "error", "code", "message"}}` with 400/401/404/408/409/413. A guess with unknown or repeated
+countries is a 400 naming each of them, with their positions (0-based) in `entries`.
 
 ## Example
 
@@ -132,7 +135,7 @@ def render() -> str:
         version=protocol.PROTOCOL_VERSION, close_unauthorized=CLOSE_UNAUTHORIZED, max_header=MAX_HEADER_BYTES,
         max_rounds=s.max_rounds, max_bytes=s.max_frame_bytes, max_pixels=s.max_pixels, rate=s.rate_per_s,
         burst=s.rate_burst, max_connections=s.max_connections, header_timeout=s.header_timeout,
-        body_timeout=s.body_timeout, max_inbox=MAX_INBOX, close_timeout=CLOSE_TIMEOUT, max_json=MAX_JSON_BODY,
+        body_timeout=s.body_timeout, max_inbox=MAX_INBOX, close_timeout=CLOSE_TIMEOUT, confident=CONFIDENT_P, likely=LIKELY_P, max_json=MAX_JSON_BODY,
     )]
     for title, models in MODELS:
         out.append(f"\n### {title}\n")

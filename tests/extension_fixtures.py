@@ -309,12 +309,14 @@ def overlay_state(page) -> dict:
         round: host.dataset.lfRound || null,
         captureMs: host.dataset.lfCaptureMs ? Number(host.dataset.lfCaptureMs) : null,
         minimap: !q('minimap').hidden,
-        // pixels of the mini-map in the cells' red: the shaded cells are drawn
+        // pixels of the mini-map in the cells' amber (blended with the land, so not the pin's pure #f5a623)
         shadedPixels: (() => {
           const c = q('minimap').querySelector('canvas');
           const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
           let n = 0;
-          for (let i = 0; i < d.length; i += 4) if (d[i] > 170 && d[i + 1] < 150 && d[i + 2] < 160 && d[i] - d[i + 1] > 60) n++;
+          for (let i = 0; i < d.length; i += 4) {
+            if (d[i] > 150 && d[i] < 238 && d[i] - d[i + 2] > 90 && d[i + 1] > 60 && d[i + 1] < d[i] - 30) n++;
+          }
           return n;
         })(),
       };

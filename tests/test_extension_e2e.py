@@ -245,14 +245,16 @@ def test_screenshot_fallback_hides_the_ui_and_crops_to_the_panorama(playwright, 
 
 def test_battle_royale_rounds_are_followed_with_more_countries(chromium, site):
     context, worker = chromium
-    set_options(worker, topK=8)     # more than the companion's default of 5: the frame header asks for them
+    # more than the companion's default of 5: the frame header asks for them (battle royale is competitive:
+    # the player turns the assistant on for it)
+    set_options(worker, topK=8, modes={"battle-royale": True})
     page = open_game(context, site, "battle-royale")
     try:
         first = wait_for_overlay(page, timeout=15)
         second = wait_for_overlay(page, new_round_than=first["round"], timeout=15)
         assert len(second["countries"]) == 8
     finally:
-        set_options(worker, topK=5)
+        set_options(worker, topK=5, modes={})
         page.close()
 
 

@@ -161,7 +161,8 @@ def chromium(playwright, tmp_path_factory):
     extension = extension_for_tests(tmp_path_factory.mktemp("extension"))
     try:
         with browser(playwright, tmp_path_factory.mktemp("profile"), extension) as (context, worker):
-            set_options(worker, companionUrl=relay.ws_url, token=TOKEN)
+            # duels and battle royale are off by default (fair play): these tests are about hooks, not that rule
+            set_options(worker, companionUrl=relay.ws_url, token=TOKEN, modes={"duels": True, "battle-royale": True})
             yield context, worker, relay
     finally:
         relay.stop()

@@ -30,6 +30,8 @@ LF.DEFAULTS = {
   autoCapture: true,
   topK: 5,
   captureMode: "auto",   // "auto": read the canvas, fall back to a tab screenshot; "canvas"; "tab"
+  modes: {},             // fair play: mode → on/off, where the player chose (LF.modeEnabled has the defaults)
+  revealAfterGuess: false,   // keep the answer hidden until the round's result screen
   selectors: LF.DEFAULT_SELECTORS,
 };
 
@@ -59,16 +61,18 @@ LF.saveSettings = async function saveSettings(patch) {
   await LF.api.storage.local.set({ settings: next });
 };
 
-// What the panel says for each connection state.
+// What the panel says for each state (the panel adds a button that opens the options where that is the fix).
 LF.STATUS_TEXT = {
   connecting: "Connecting to the companion…",
   connected: "Connected",
-  not_running: "Companion not running — start it with `python -m companion serve`",
-  wrong_token: "Wrong token — copy the pairing token from the companion into the extension's options",
-  no_token: "No token — paste the companion's pairing token into the extension's options",
-  refused: "The companion refused the connection (check its URL in the options)",
-  bad_url: "The companion URL in the options is not a ws:// or wss:// URL",
-  no_panorama: "Panorama not found — the page changed? Check the selectors in the options",
+  not_running: "Companion not running. Start it in a terminal: python -m companion serve",
+  wrong_token: "Wrong token: copy the pairing token that the companion printed into the options.",
+  no_token: "No token yet: paste the pairing token that the companion printed into the options.",
+  refused: "The companion refused the connection: check its URL in the options.",
+  bad_url: "The companion URL in the options is not a ws:// or wss:// URL.",
+  no_panorama: "Panorama not found: the page may have changed. Check the selectors in the options.",
   waiting: "Waiting for the panorama to render…",
-  unreadable: "The panorama canvas cannot be read — allow screenshots of the game tab in the options",
+  asking: "Asking the model…",
+  timeout: "No answer from the companion yet: it may be busy or stuck. Press ⟳ to ask again.",
+  unreadable: "The panorama cannot be read: allow screenshots of the game tab in the options.",
 };
