@@ -247,3 +247,17 @@ def test_a_broken_hook_is_named_in_each_mode(chromium, site, mode, hook, label):
         assert notice.count("(tried") == 1
     finally:
         page.close()
+
+
+def test_no_notice_where_fair_play_has_the_extension_off(chromium, site):
+    context, worker, _ = chromium
+    set_options(worker, modes={})   # the defaults: duels off
+    page = context.new_page()
+    try:
+        start(page, site, "duels", "?break=panorama")
+        wait_for(lambda: "Off in duels" in (overlay_state(page) or {}).get("status", ""), timeout=10, what="off")
+        page.wait_for_timeout(3500)   # past the self-check's grace period
+        assert hook_notice(page) == ""
+    finally:
+        set_options(worker, modes={"duels": True, "battle-royale": True})
+        page.close()
