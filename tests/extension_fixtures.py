@@ -1,5 +1,5 @@
 """What the extension's browser tests and benchmark run against: a real companion process, a recording
-websocket relay in front of it, the local GeoGuessr-like site, and Debian Chromium with the extension loaded.
+websocket relay in front of it, and the local GeoGuessr-like site (the browsers: tests/browsers.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +28,6 @@ from websockets.sync.server import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTENSION = ROOT / "extension"
-CHROMIUM = Path(os.environ.get("LF_CHROMIUM", "/usr/bin/chromium"))
 DEFAULT_BUNDLE = ROOT / "companion" / "models" / "default"
 DEV_BUNDLE = ROOT / "work" / "dev-bundle"
 TOKEN = "e2e-token-5b1f"
@@ -218,29 +216,6 @@ def extension_for_tests(dest: Path, screenshots: bool = False) -> Path:
 def extension_with_screenshots(dest: Path) -> Path:
     """The test copy with the screenshot permission granted (the e2e fallback test, the benchmark)."""
     return extension_for_tests(dest, screenshots=True)
-
-
-@contextmanager
-def browser(p, user_data_dir: Path, extension: Path, viewport=(1280, 720)):
-    """Headless Debian Chromium with the unpacked `extension` (a copy from `extension_for_tests`), from a
-    started sync Playwright `p`; yields (context, service worker)."""
-    ext = str(extension)
-    context = p.chromium.launch_persistent_context(
-        str(user_data_dir), headless=True, executable_path=str(CHROMIUM),
-        viewport={"width": viewport[0], "height": viewport[1]},
-        args=[f"--disable-extensions-except={ext}", f"--load-extension={ext}", "--no-sandbox",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--no-first-run", "--disable-quic"])
-    try:
-        worker = context.service_workers[0] if context.service_workers else context.wait_for_event("serviceworker")
-        yield context, worker
-    finally:
-        context.close()
-
-
-def set_options(worker, **settings) -> None:
-    """Set the extension's options as its options page does (chrome.storage), from its service worker."""
-    worker.evaluate("(patch) => LF.saveSettings(patch)", settings)
 
 
 def sign_in_and_start(page, site, mode: str = "singleplayer") -> str:
