@@ -244,6 +244,7 @@ def test_options_page_saves_the_token_and_checks_the_companion(game, ext_browser
         assert ext_browser.in_extension("async () => (await LF.loadSettings()).token") == "not-the-token"
         save(TOKEN)
         wait_for(lambda: overlay_state(game)["light"] == "connected", timeout=20, what="reconnection")
+        options.evaluate("scrollTo(0, 0)")
         screenshot(options, browser_name, "options")
         # a URL that is not a websocket is refused in the page itself
         options.fill("#companionUrl", "http://127.0.0.1:1/ws")
