@@ -2,9 +2,10 @@
 real companion.
 
 Each test runs in both browsers (tests/browsers.py: Playwright for Chromium, WebDriver BiDi for Firefox).
-One companion and one site for the module, one browser per browser name (starting them is most of the
-cost); the tests run in file order per browser and each leaves the options as it found them. A recording relay sits between the extension
-and the companion where a test needs to see exactly what left the browser.
+One companion and one site for the module, one browser and one recording relay per browser (starting them
+is most of the cost); the tests run in file order per browser and each leaves the options as it found them.
+The relay sits between the extension and the companion where a test needs to see exactly what left the
+browser.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def companion():
 
 
 @pytest.fixture(scope="module")
-def relay(companion):
+def relay(companion, browser_name):
+    """One per browser: it records what left that browser only."""
     r = Relay(companion.ws_url).start()
     yield r
     r.stop()
