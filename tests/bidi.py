@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections import deque
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -62,13 +63,15 @@ class BiDiError(RuntimeError):
 
 
 class Session:
-    """One BiDi websocket: commands answered by id, events ignored (the tests poll)."""
+    """One BiDi websocket: commands answered by id; events are only counted (navigations, per tab), since
+    the tests poll the page for everything else."""
 
     def __init__(self, url: str):
         self._stack = ExitStack()
         self.ws = self._stack.enter_context(connect(url, max_size=None, open_timeout=30))
         self.ids = itertools.count(1)
         self.lock = threading.Lock()
+        self.navigations: dict[str, int] = {}   # browsing context → navigations started in it
 
     def send(self, method: str, timeout: float = 60, **params):
         with self.lock:
@@ -77,6 +80,9 @@ class Session:
             deadline = time.monotonic() + timeout
             while True:
                 msg = json.loads(self.ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+                if msg.get("type") == "event" and msg["method"] == "browsingContext.navigationStarted":
+                    ctx = msg["params"]["context"]
+                    self.navigations[ctx] = self.navigations.get(ctx, 0) + 1
                 if msg.get("id") != n:
                     continue
                 if msg.get("type") == "error":
@@ -98,7 +104,7 @@ class Firefox:
         self.uuid = str(uuid.uuid4())
         self.proc: subprocess.Popen | None = None
         self.session: Session | None = None
-        self.log: list[str] = []
+        self.log: deque[str] = deque(maxlen=2000)   # Firefox's output, console messages included
 
     @property
     def base_url(self) -> str:
@@ -113,6 +119,7 @@ class Firefox:
                "MOZ_HEADLESS_HEIGHT": str(self.viewport[1]), "MOZ_CRASHREPORTER_DISABLE": "1",
                # headless Firefox finds no GL without a display; Mesa's llvmpipe over EGL gives it WebGL
                "MOZ_WEBGL_FORCE_EGL": "1", "LIBGL_ALWAYS_SOFTWARE": "1"}
+        # --remote-allow-system-access: BiDi refuses to navigate to moz-extension:// pages without it
         self.proc = subprocess.Popen(
             [str(FIREFOX), "--headless", "--no-remote", "--profile", str(self.profile),
              "--remote-debugging-port", "0", "--remote-allow-system-access", "about:blank"],
@@ -132,9 +139,10 @@ class Firefox:
         while not ready.wait(0.1):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError("Firefox did not start its BiDi server:\n" + "\n".join(self.log[-30:]))
+                raise RuntimeError("Firefox did not start its BiDi server:\n" + "\n".join(list(self.log)[-30:]))
         self.session = Session(url[0].rstrip("/") + "/session")
         self.session.send("session.new", capabilities={"alwaysMatch": {"acceptInsecureCerts": True}})
+        self.session.send("session.subscribe", events=["browsingContext.navigationStarted"])
         return self
 
     def install(self, extension: Path) -> str:
@@ -246,25 +254,21 @@ class Page:
         return (x + position["x"], y + position["y"]) if position else (x + w / 2, y + h / 2)
 
     def _click_at(self, x: float, y: float) -> None:
-        """A mouse click; if it starts a navigation (a link, a form), wait for the new page to load, as
+        """A mouse click; if it started a navigation (a link, a form), wait for the new page to load, as
         Playwright does, so that the next step does not act on the page being left."""
+        before = self._s.navigations.get(self.context, 0)
         self.evaluate("window.__bidiClickMark = true")
         self._s.send("input.performActions", context=self.context, actions=[{
             "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": [
                 {"type": "pointerMove", "x": round(x), "y": round(y), "origin": "viewport"},
                 {"type": "pointerDown", "button": 0}, {"type": "pointerUp", "button": 0}]}])
-        deadline = time.monotonic() + 0.5
-        while time.monotonic() < deadline:
-            try:
-                if not self.evaluate("window.__bidiClickMark === true && document.readyState === 'complete'"):
-                    break
-            except BiDiError:   # between two documents
-                break
-            time.sleep(0.03)
-        else:
-            return
-        self.wait_for("window.__bidiClickMark !== true && document.readyState === 'complete'",
-                      what="the page a click navigated to")
+        try:
+            self.evaluate("0")   # a round trip after the click's handlers ran: their navigation event is in
+        except BiDiError:        # (or the old document is already gone)
+            pass
+        if self._s.navigations.get(self.context, 0) != before:
+            self.wait_for("window.__bidiClickMark !== true && document.readyState === 'complete'",
+                          what="the page a click navigated to")
 
     def click(self, selector: str, position: dict | None = None) -> None:
         self._click_at(*self._center(f"document.querySelector({json.dumps(selector)})", position))
