@@ -182,12 +182,13 @@ class Firefox:
 
 
 # Runs a Playwright-style `evaluate` argument: a function source is called with `arg`, anything else is an
-# expression. The value comes back as JSON (BiDi's own serialization is richer than the tests need).
-_EVALUATE = """async (source, arg) => {
-  const value = (0, eval)('(' + source + ')');
+# expression. The source is spliced into the declaration (no eval, which a page's CSP may forbid); the value
+# comes back as JSON (BiDi's own serialization is richer than the tests need).
+_EVALUATE = """async (arg) => {{
+  const value = ({source});
   const result = typeof value === 'function' ? await value(arg) : await value;
   return JSON.stringify(result === undefined ? null : result);
-}"""
+}}"""
 
 
 class Page:
@@ -213,9 +214,9 @@ class Page:
         self._s.send("browsingContext.navigate", timeout=timeout, context=self.context, url=url, wait="complete")
 
     def evaluate(self, source: str, arg=None):
-        r = self._s.send("script.callFunction", functionDeclaration=_EVALUATE, awaitPromise=True,
-                         target={"context": self.context}, resultOwnership="none",
-                         arguments=[{"type": "string", "value": source}, _remote(arg)])
+        r = self._s.send("script.callFunction", functionDeclaration=_EVALUATE.format(source=source),
+                         awaitPromise=True, target={"context": self.context}, resultOwnership="none",
+                         arguments=[_remote(arg)])
         if r["type"] == "exception":
             d = r["exceptionDetails"]
             raise BiDiError(f"evaluate: {d.get('text')} in {source[:80]!r}")
