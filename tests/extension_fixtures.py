@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
 from websockets.sync.client import connect
 from websockets.sync.server import serve
+
+from tests.browsers import CHROMIUM, launch  # noqa: F401 - CHROMIUM: re-exported for the Chromium-only tests
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTENSION = ROOT / "extension"
@@ -216,6 +219,27 @@ def extension_for_tests(dest: Path, screenshots: bool = False) -> Path:
 def extension_with_screenshots(dest: Path) -> Path:
     """The test copy with the screenshot permission granted (the e2e fallback test, the benchmark)."""
     return extension_for_tests(dest, screenshots=True)
+
+
+@contextmanager
+def browser(p, user_data_dir: Path, extension: Path, viewport=(1280, 720)):
+    """Chromium only, from a started sync Playwright `p`: yields (context, service worker). The interface
+    that runs a test in Chromium and Firefox is tests/browsers.py."""
+    with launch("chromium", user_data_dir, extension, p, viewport) as b:
+        yield b.context, b.worker
+
+
+def playwright_session():
+    """A started sync Playwright, for a module fixture: `yield from playwright_session()`."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+def set_options(worker, **settings) -> None:
+    """Set the extension's options as its options page does (chrome.storage), from its service worker."""
+    worker.evaluate("(patch) => LF.saveSettings(patch)", settings)
 
 
 def sign_in_and_start(page, site, mode: str = "singleplayer") -> str:

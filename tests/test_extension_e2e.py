@@ -32,6 +32,7 @@ from tests.extension_fixtures import (
     model_bundle,
     open_game,
     overlay_state,
+    playwright_session,
     sign_in_and_start,
     wait_for,
     wait_for_overlay,
@@ -71,10 +72,7 @@ def site():
 
 @pytest.fixture(scope="module")
 def playwright():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
+    yield from playwright_session()
 
 
 @pytest.fixture(scope="module", params=sorted(EXECUTABLES))

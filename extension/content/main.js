@@ -18,6 +18,7 @@
   let settings = await LF.loadSettings();
   const capture = new LF.Capture();
   const overlay = new LF.Overlay({ onCaptureNow: () => { if (round) round.forceCapture = true; } });
+  const hookCheck = new LF.HookCheck(NOT_FOUND_MS);
   let connection = { status: "connecting", detail: "" };
   let round = null;
   let mode = settings.captureMode === "tab" ? "tab" : "canvas";
@@ -42,6 +43,8 @@
 
   function render() {
     overlay.setVisible(settings.overlay && active);
+    const missing = active ? hookCheck.update(settings.selectors) : (hookCheck.reset(), []);
+    overlay.setHookNotice(LF.missingHooksText(missing, settings.selectors));
     let state = connection.status;
     if (active && !round && performance.now() - Math.max(seenPanoramaAt, pageStart) > NOT_FOUND_MS) state = "no_panorama";
     else if (state === "connected" && round && !round.answered && round.frames === 0) {

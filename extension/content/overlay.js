@@ -76,6 +76,7 @@ LF.Overlay = class Overlay {
           h("button", { "data-lf": "collapse", title: "Collapse" }, "–")),
         h("div", { class: "body" },
           h("div", { class: "status", "data-lf": "status" }),
+          h("div", { class: "status", "data-lf": "hooks", hidden: "" }),
           h("ol", { "data-lf": "countries" }),
           h("div", { class: "regions", "data-lf": "regions", hidden: "" }),
           h("div", { class: "foot", "data-lf": "foot" }))),
@@ -153,6 +154,13 @@ LF.Overlay = class Overlay {
     const status = this.$("status");
     status.dataset.state = state;
     status.textContent = state === "connected" ? "" : text;
+  }
+
+  // The hook self-check's notice (LF.missingHooksText); empty: every hook was found.
+  setHookNotice(text) {
+    const el = this.$("hooks");
+    el.textContent = text;
+    el.hidden = !text;
   }
 
   clearPrediction(note) {

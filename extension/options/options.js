@@ -4,6 +4,46 @@ const api = LF.api;
 const $ = (id) => document.getElementById(id);
 const SELECTOR_KEYS = Object.keys(LF.DEFAULT_SELECTORS);
 
+// One box per hook, its default as the placeholder, and a line for what is wrong with it.
+for (const k of SELECTOR_KEYS) {
+  const label = document.createElement("label");
+  const box = document.createElement("textarea");
+  box.id = `sel-${k}`;
+  box.rows = Math.max(2, LF.DEFAULT_SELECTORS[k].length);
+  box.placeholder = LF.DEFAULT_SELECTORS[k].join("\n");
+  box.spellcheck = false;
+  const error = document.createElement("span");
+  error.className = "selector-error";
+  error.id = `sel-${k}-error`;
+  label.append(`${LF.HOOK_LABELS[k] || k} `, box, error);
+  $("selectorFields").append(label);
+}
+
+const selectorLines = (k) => $(`sel-${k}`).value.split("\n").map((l) => l.trim()).filter(Boolean);
+
+// The first line of a hook's box that is not a CSS selector, as a message; "" when all are.
+function selectorError(k) {
+  for (const line of selectorLines(k)) {
+    try {
+      document.createDocumentFragment().querySelector(LF.expandSelector(line));
+    } catch {
+      return `"${line}" is not a CSS selector`;
+    }
+  }
+  return "";
+}
+
+function checkSelectors() {
+  let ok = true;
+  for (const k of SELECTOR_KEYS) {
+    const message = selectorError(k);
+    $(`sel-${k}-error`).textContent = message;
+    $(`sel-${k}`).setAttribute("aria-invalid", String(!!message));
+    ok &&= !message;
+  }
+  return ok;
+}
+
 function fill(s) {
   $("companionUrl").value = s.companionUrl;
   $("token").value = s.token;
@@ -12,13 +52,12 @@ function fill(s) {
   $("topK").value = s.topK;
   $("captureMode").value = s.captureMode;
   for (const k of SELECTOR_KEYS) $(`sel-${k}`).value = (s.selectors[k] || []).join("\n");
+  checkSelectors();
 }
 
 function read() {
   const selectors = {};
-  for (const k of SELECTOR_KEYS) {
-    selectors[k] = $(`sel-${k}`).value.split("\n").map((l) => l.trim()).filter(Boolean);
-  }
+  for (const k of SELECTOR_KEYS) selectors[k] = selectorLines(k);
   return {
     companionUrl: $("companionUrl").value.trim(),
     token: $("token").value.trim(),
@@ -49,6 +88,10 @@ async function checkConnection(s) {
 
 $("options").addEventListener("submit", async (e) => {
   e.preventDefault();
+  if (!checkSelectors()) {
+    $("saved").textContent = "Not saved: a selector is not valid (see Selectors).";
+    return;
+  }
   const s = read();
   await LF.saveSettings(s);
   $("saved").textContent = "Saved.";
@@ -66,7 +109,9 @@ $("screenshots").addEventListener("change", async (e) => {
 
 $("resetSelectors").addEventListener("click", () => {
   for (const k of SELECTOR_KEYS) $(`sel-${k}`).value = LF.DEFAULT_SELECTORS[k].join("\n");
+  checkSelectors();
 });
+$("selectorFields").addEventListener("input", checkSelectors);
 
 (async () => {
   const s = await LF.loadSettings();
