@@ -9,7 +9,7 @@ from playwright.sync_api import sync_playwright
 
 from dataprep.collect.config import CHROMIUM, CHROMIUM_ARGS, Selectors
 from dataprep.collect.site import NavigationError, Site
-from tests.collector_helpers import VIEWPORT, best_matching_place, fast_config
+from tests.collector_helpers import CREDENTIALS, VIEWPORT, best_matching_place, fast_config
 from tests.geosite import GeoSite
 
 pytestmark = pytest.mark.e2e
@@ -17,14 +17,15 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture()
 def signed_in(tmp_path):
-    """(site, page) with a session cookie, in a fresh browser."""
+    """(site, collector) signed in through the sign-in form (the collector's own login), in a fresh browser."""
     with GeoSite(seed=11) as site, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport=dict(zip(("width", "height"), VIEWPORT, strict=True)))
-            context.add_cookies([{"name": "_ncfa", "value": site.new_session(), "url": site.url},
-                                 {"name": "OptanonAlertBoxClosed", "value": "1", "url": site.url}])
-            yield site, context.new_page()
+            cfg = fast_config(site.url, tmp_path)
+            collector = Site(browser.new_page(viewport={"width": VIEWPORT[0], "height": VIEWPORT[1]}), cfg)
+            collector.login(*CREDENTIALS)
+            site.requests.clear()
+            yield site, collector
         finally:
             browser.close()
 
@@ -33,11 +34,10 @@ def pages_visited(site) -> list[str]:
     return [p for m, p in site.requests if m == "GET" and not p.startswith(("/static/", "/api/", "/pano/", "/favicon"))]
 
 
-def test_a_game_starts_from_its_page_by_data_qa_and_by_text_only_as_a_last_resort(signed_in, tmp_path):
-    site, page = signed_in
-    cfg = fast_config(site.url, tmp_path)
+def test_a_game_starts_from_its_page_by_data_qa_and_by_text_only_as_a_last_resort(signed_in):
+    site, collector = signed_in
+    cfg = collector.cfg
     cfg.timeouts.action_s = 3.0
-    collector = Site(page, cfg)
     game_id = collector.start_game(cfg.modes["singleplayer"])
     assert game_id in site.games and pages_visited(site) == ["/maps/world", f"/game/{game_id}"]
 
@@ -53,14 +53,13 @@ def test_a_game_starts_from_its_page_by_data_qa_and_by_text_only_as_a_last_resor
 
 
 def test_the_class_prefix_fallbacks_alone_play_a_round(signed_in, tmp_path):
-    site, page = signed_in
-    cfg = fast_config(site.url, tmp_path)
+    site, collector = signed_in
+    cfg = collector.cfg
     defaults = Selectors()
     for hook in ("panorama", "guess_map"):
         fallbacks = [s for s in getattr(defaults, hook) if "data-qa" not in s]
         assert fallbacks and all("__*" in s or "widget-scene-canvas" in s for s in fallbacks)
         setattr(cfg.selectors, hook, fallbacks)
-    collector = Site(page, cfg)
     game_id = collector.start_game(cfg.modes["singleplayer"])
     assert collector.round_number() == (1, 5)
     frame = collector.capture()

@@ -231,13 +231,18 @@ def test_a_broken_hook_is_named_and_an_override_in_the_options_recovers(chromium
         page.close()
 
 
-def test_a_broken_round_counter_is_named_while_capture_goes_on(chromium, site):
+@pytest.mark.parametrize(("mode", "hook", "label"), [
+    ("duels", "panorama", "Panorama"), ("duels", "round-number", "Round counter"),
+    ("battle-royale", "compass", "Compass")])
+def test_a_broken_hook_is_named_in_each_mode(chromium, site, mode, hook, label):
     context, _, _ = chromium
     page = context.new_page()
     try:
-        start(page, site, "duels", "?break=round-number")
-        wait_for_overlay(page, timeout=20)   # the panorama is found: the round goes on
+        start(page, site, mode, f"?break={hook}")
+        if hook != "panorama":
+            wait_for_overlay(page, timeout=20)   # the panorama is found: capture goes on
         notice = wait_for(lambda: hook_notice(page), timeout=10, what="the missing-hook notice")
-        assert notice.startswith('Not found on this page: Round counter (tried [data-qa="round-number"])')
+        assert notice.startswith(f"Not found on this page: {label} (tried [data-qa=\"{hook}\"]"), notice
+        assert notice.count("(tried") == 1
     finally:
         page.close()

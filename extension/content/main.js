@@ -13,7 +13,8 @@
   const BLANK_FALLBACK_MS = 2500;     // canvas blank this long while the tab shows a picture: use screenshots
   const NOT_FOUND_MS = 3000;
   const MAX_FRAMES_PER_ROUND = 8;
-  const GAME_PATH = /^\/(game|challenge|duels|team-duels|battle-royale|live-challenge|bullseye|competitive|party)\//;
+  // (duels moved under /multiplayer/ in 2026: /multiplayer/<mode>/<id>)
+  const GAME_PATH = /^\/(game|challenge|duels|team-duels|battle-royale|live-challenge|bullseye|competitive|party|multiplayer\/[\w-]+)\//;
 
   let settings = await LF.loadSettings();
   const capture = new LF.Capture();
