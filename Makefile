@@ -9,7 +9,7 @@ DEV_STAMP   := $(VENV)/.dev-$(HASH)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
-.PHONY: serve test lint model dataset bench chromium clean
+.PHONY: serve test lint model dataset bench chromium firefox clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ chromium:
 	  echo "installing Debian chromium for the browser tests"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; }
 
+# Debian's Firefox ESR for the same tests, driven over its built-in WebDriver BiDi (no driver download);
+# headless, its WebGL is Mesa's software renderer over EGL (tests/bidi.py), which firefox-esr does not pull in.
+firefox:
+	@{ command -v firefox-esr && ls /usr/lib/*/libEGL_mesa.so.0; } >/dev/null 2>&1 || { \
+	  echo "installing Debian firefox-esr (and Mesa's EGL) for the browser tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq firefox-esr libegl-mesa0 libgl1-mesa-dri fonts-noto-color-emoji >/dev/null; }
+
 serve: $(SERVE_STAMP)
 	$(BIN)/python -m companion serve $(ARGS)
 
@@ -46,7 +53,7 @@ $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 demo: $(DEMO_STAMP) chromium
 	$(BIN)/python -m demo $(ARGS)
 
-test: $(DEV_STAMP) chromium
+test: $(DEV_STAMP) chromium firefox
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(ARGS)
 

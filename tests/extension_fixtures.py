@@ -1,5 +1,5 @@
 """What the extension's browser tests and benchmark run against: a real companion process, a recording
-websocket relay in front of it, the local GeoGuessr-like site, and Debian Chromium with the extension loaded.
+websocket relay in front of it, and the local GeoGuessr-like site (the browsers: tests/browsers.py).
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from websockets.http11 import Response
 from websockets.sync.client import connect
 from websockets.sync.server import serve
 
+from tests.browsers import CHROMIUM, launch  # noqa: F401 - CHROMIUM: re-exported for the Chromium-only tests
+
 ROOT = Path(__file__).resolve().parent.parent
 EXTENSION = ROOT / "extension"
-CHROMIUM = Path(os.environ.get("LF_CHROMIUM", "/usr/bin/chromium"))
 DEFAULT_BUNDLE = ROOT / "companion" / "models" / "default"
 DEV_BUNDLE = ROOT / "work" / "dev-bundle"
 TOKEN = "e2e-token-5b1f"
@@ -222,20 +223,10 @@ def extension_with_screenshots(dest: Path) -> Path:
 
 @contextmanager
 def browser(p, user_data_dir: Path, extension: Path, viewport=(1280, 720)):
-    """Headless Debian Chromium with the unpacked `extension` (a copy from `extension_for_tests`), from a
-    started sync Playwright `p`; yields (context, service worker)."""
-    ext = str(extension)
-    context = p.chromium.launch_persistent_context(
-        str(user_data_dir), headless=True, executable_path=str(CHROMIUM),
-        viewport={"width": viewport[0], "height": viewport[1]},
-        args=[f"--disable-extensions-except={ext}", f"--load-extension={ext}", "--no-sandbox",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--no-first-run", "--disable-quic"])
-    try:
-        worker = context.service_workers[0] if context.service_workers else context.wait_for_event("serviceworker")
-        yield context, worker
-    finally:
-        context.close()
+    """Chromium only, from a started sync Playwright `p`: yields (context, service worker). The interface
+    that runs a test in Chromium and Firefox is tests/browsers.py."""
+    with launch("chromium", user_data_dir, extension, p, viewport) as b:
+        yield b.context, b.worker
 
 
 def playwright_session():
