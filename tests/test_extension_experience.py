@@ -4,24 +4,21 @@ the result and summary screens with the round log, fair play per mode, the persi
 
 The companion serves a test bundle whose answers the test controls: a real ONNX graph whose logits are the
 frame's mean colour times fixed weights, so a red street view is "cell 0, sure" and a grey one is close to
-uniform over the fixture cells ("not sure"). A relay in front of it can hold the answers back.
+uniform over the fixture cells ("not sure"). The recording relay in front of it can hold the answers back.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
-import threading
 import time
 
 import numpy as np
 import pytest
 from PIL import Image
-from websockets.exceptions import ConnectionClosed
 
 from tests.extension_fixtures import (
     CHROMIUM,
@@ -30,11 +27,10 @@ from tests.extension_fixtures import (
     TOKEN,
     Companion,
     Relay,
-    browser,
-    extension_for_tests,
     free_port,
     open_game,
     overlay_state,
+    paired_browser,
     set_options,
     wait_for,
     wait_for_overlay,
@@ -90,43 +86,6 @@ def street_images(folder) -> dict[str, object]:
     return paths
 
 
-class LateRelay(Relay):
-    """The recording relay, holding each prediction back `delay` seconds (a companion that answers late)."""
-
-    delay: float = 0.0
-
-    def _pump(self, client, upstream) -> None:
-        def down():
-            try:
-                for msg in upstream:
-                    reply = json.loads(msg)
-                    self.replies.append(reply)
-                    if reply.get("type") == "prediction" and self.delay:
-                        threading.Timer(self.delay, _send_quietly, (client, msg)).start()
-                    else:
-                        client.send(msg)
-            except ConnectionClosed:
-                pass
-            finally:
-                client.close()
-
-        threading.Thread(target=down, daemon=True).start()
-        try:
-            for msg in client:
-                if isinstance(msg, bytes):
-                    self.frames.append(msg)
-                upstream.send(msg)
-        except ConnectionClosed:
-            pass
-        finally:
-            upstream.close()
-
-
-def _send_quietly(client, msg) -> None:
-    with contextlib.suppress(ConnectionClosed):   # the page moved on meanwhile
-        client.send(msg)
-
-
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     return street_images(tmp_path_factory.mktemp("streets"))
@@ -141,7 +100,7 @@ def companion(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def relay(companion):
-    r = LateRelay(companion.ws_url).start()
+    r = Relay(companion.ws_url).start()
     yield r
     r.stop()
 
@@ -153,18 +112,10 @@ def site(images):
 
 
 @pytest.fixture(scope="module")
-def playwright():
+def chromium(tmp_path_factory, relay):
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def chromium(playwright, tmp_path_factory, relay):
-    extension = extension_for_tests(tmp_path_factory.mktemp("extension"))
-    with browser(playwright, tmp_path_factory.mktemp("profile"), extension) as (context, worker):
-        set_options(worker, companionUrl=relay.ws_url, token=TOKEN)
+    with sync_playwright() as p, paired_browser(p, tmp_path_factory, relay.ws_url) as (context, worker):
         yield context, worker
 
 
