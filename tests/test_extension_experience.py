@@ -269,7 +269,7 @@ def test_confidence_label_for_a_sure_and_an_unsure_answer_and_the_screens_after(
     # the summary: the round log, each round's top countries and confidence, saved as JSON
     game.click('[data-qa="guess-map"] canvas', position={"x": 150, "y": 80})
     game.click('[data-qa="perform-guess"]')
-    game.wait_for_selector('[data-qa="play-again"]')
+    game.wait_for_selector('[data-qa="play-again-button"]')
     wait_for(lambda: shadow(game, "s.querySelectorAll('[data-lf=\"log-round\"]').length") == 2, timeout=5,
              what="two rounds in the log")
     assert not overlay_state(game)["minimap"]
@@ -375,17 +375,24 @@ def test_mode_detection_and_fair_play_defaults():
     assert res["chosen"] and res["hinted"] == "duels"
 
 
-def test_fair_play_battle_royale_is_off_by_default_and_nothing_is_sent(chromium, site, relay):
+@pytest.mark.parametrize("mode, lobby, label", [("battle-royale", "/battle-royale", "battle royale"),
+                                                 ("duels", "/multiplayer/duels", "duels")])
+def test_fair_play_competitive_modes_are_off_by_default_and_nothing_is_sent(chromium, site, relay, mode, lobby, label):
     context, worker = chromium
     before = len(relay.frames)
-    page = open_game(context, site, "battle-royale")
+    context.add_cookies([{"name": "_ncfa", "value": site.new_session(), "url": site.url},
+                         {"name": "OptanonAlertBoxClosed", "value": "1", "url": site.url}])
+    page = context.new_page()
+    page.goto(site.url + lobby)
+    page.get_by_text("Join").click()
+    page.wait_for_url(re.compile(rf".*{lobby}/[A-Za-z0-9]{{16}}$"))
     try:
         state = wait_for(lambda: (s := overlay_state(page)) and s["light"] == "off" and s, timeout=10, what="'off'")
-        assert "fair play" in state["status"] and not state["countries"]
+        assert f"Off in {label}" in state["status"] and "fair play" in state["status"] and not state["countries"]
         assert page.locator("#lf-overlay-host [data-lf='open-options']").is_visible()
-        time.sleep(3)   # rounds go by: still nothing captured or sent
+        time.sleep(3)   # the round goes on: still nothing captured or sent
         assert len(relay.frames) == before and not overlay_state(page)["countries"]
-        set_options(worker, modes={"battle-royale": True})   # the player's choice turns it on, no reload
+        set_options(worker, modes={mode: True})   # the player's choice turns it on, without a reload
         wait_for_overlay(page, timeout=15)
         assert len(relay.frames) > before
     finally:

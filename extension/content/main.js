@@ -19,9 +19,10 @@
   const REVEAL_NOTE = "Reveal after I guess: the model's answer shows on the result screen.";
   const GAME_PATH = /^\/(game|challenge|duels|team-duels|battle-royale|live-challenge|bullseye|competitive|party|multiplayer)\//;
   // The round's result and the game's summary (geoguessr-dom.md's stable hooks first, then the local site's).
-  const SUMMARY_SCREEN = ['[data-qa="play-again-button"]', '[data-qa="play-same-map"]', '[data-qa="play-again"]', '[data-qa="final-score"]'];
+  const SUMMARY_SCREEN = ['[data-qa="play-again-button"]', '[data-qa="play-same-map"]', '[data-qa="final-score"]',
+                          '[data-qa="game-finished"]'];
   const RESULT_SCREEN = ['[data-qa="result-view-top"]', '[data-qa="result-view-bottom"]', '[data-qa="close-round-result"]',
-                         '[data-qa="result-view"]', ".result-layout_root__*"];
+                         ".result-layout_root__*", '[class*="result-overlay"]'];
 
   let settings = await LF.loadSettings();
   const capture = new LF.Capture();
