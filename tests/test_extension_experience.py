@@ -28,6 +28,8 @@ from tests.extension_fixtures import (
     Companion,
     Relay,
     free_port,
+    guess_and_next,
+    model_bundle,
     open_game,
     overlay_state,
     paired_browser,
@@ -39,7 +41,9 @@ from tests.geosite import GeoSite
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium at {CHROMIUM}")]
 
-SCREENSHOTS = ROOT / ("docs/img" if os.environ.get("LF_UPDATE_SCREENSHOTS") == "1" else "work/screenshots")
+# the committed pictures are refreshed only on purpose; a plain run writes under work/ (ignored by git)
+WORK_SHOTS = ROOT / "work" / "screenshots"
+SCREENSHOTS = ROOT / "docs" / "img" if os.environ.get("LF_UPDATE_SCREENSHOTS") == "1" else WORK_SHOTS
 SURE_WEIGHT = 4.0   # logit of cell 0 per unit of (normalised red − blue): ~12 for a red frame, p(cell 0) > 0.99
 
 
@@ -112,10 +116,16 @@ def site(images):
 
 
 @pytest.fixture(scope="module")
-def chromium(tmp_path_factory, relay):
+def playwright():   # one per module: a second sync_playwright inside the first refuses to start
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p, paired_browser(p, tmp_path_factory, relay.ws_url) as (context, worker):
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright, tmp_path_factory, relay):
+    with paired_browser(playwright, tmp_path_factory, relay.ws_url) as (context, worker):
         yield context, worker
 
 
@@ -242,10 +252,9 @@ def check_round(page, relay, kind: str) -> dict:
     else:
         assert reply["confidence"] == "unsure" and reply["countries"][0]["p"] < 0.35
         assert v["level"] == "unsure" and v["text"] == "Not sure — top guesses" and v["firstWeight"] < 600
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     wait_for(lambda: overlay_state(page)["shadedPixels"] > 50, timeout=20, what="shaded cells")
-    page.screenshot(path=str(SCREENSHOTS / f"overlay-{kind}.png"))
-    page.locator("#lf-overlay-host [data-lf='minimap']").screenshot(path=str(SCREENSHOTS / f"minimap-{kind}.png"))
+    WORK_SHOTS.mkdir(parents=True, exist_ok=True)   # noise streets and placeholder regions: not for the docs
+    page.screenshot(path=str(WORK_SHOTS / f"controlled-overlay-{kind}.png"))
     return state
 
 
@@ -282,7 +291,7 @@ def test_confidence_label_for_a_sure_and_an_unsure_answer_and_the_screens_after(
     assert [r["confidence"] for r in saved["rounds"]] == ["confident" if k == "sure" else "unsure" for k in kinds]
     assert [r["round"] for r in saved["rounds"]] == ["1/2", "2/2"]
     assert all(r["countries"] and {"code", "name", "p"} <= set(r["countries"][0]) for r in saved["rounds"])
-    game.screenshot(path=str(SCREENSHOTS / "overlay-summary.png"))
+    game.screenshot(path=str(WORK_SHOTS / "controlled-summary.png"))
 
 
 # --- waiting, timeout, the busy ⟳ ----------------------------------------------------------------------
@@ -344,7 +353,7 @@ def test_panel_cannot_be_dragged_over_the_guess_map_and_scales_with_the_viewport
                                " return { left: r.left, top: r.top, right: r.right, bottom: r.bottom }; })()")
         assert not overlap(minimap, guess_map), (width, minimap, guess_map)
         if width == 800:
-            game.screenshot(path=str(SCREENSHOTS / "overlay-800x600.png"))
+            game.screenshot(path=str(WORK_SHOTS / "controlled-800x600.png"))
 
 
 # --- fair play --------------------------------------------------------------------------------------------
@@ -461,3 +470,40 @@ def test_latency_readout_does_not_count_downtime(chromium, site, companion, rela
             companion.start()
         set_options(worker, companionUrl=relay.ws_url)
         page.close()
+
+
+# --- the shipped model, for the pictures in docs/img -----------------------------------------------------
+
+# fixture streets on which the shipped model was sure (Kenya, Indonesia: p 0.96, 0.94 on the files) and unsure
+# (Chile, Argentina: p 0.03, 0.08)
+DOC_STREETS = ["21ed1643d485c3a1", "142a4779c1b65674", "07c3672fed640f63", "10791d3fa386ab36"]
+
+
+@pytest.mark.skipif(model_bundle() is None, reason="needs a model bundle (companion/models/default)")
+def test_shipped_model_levels_as_shown(playwright, tmp_path_factory, fixture_images):
+    """With the real model the overlay shows the level the companion sent (bold winner only when not unsure);
+    the pictures of docs/img come from here."""
+    real = Companion(model_bundle()).start()
+    relay = Relay(real.ws_url).start()
+    try:
+        with GeoSite(images=[fixture_images / f"{s}.jpg" for s in DOC_STREETS], rounds=len(DOC_STREETS)) as site, \
+                paired_browser(playwright, tmp_path_factory, relay.ws_url) as (context, _):
+            page = open_game(context, site)
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            previous = None
+            for i in range(len(DOC_STREETS)):
+                state = wait_for_overlay(page, timeout=30, new_round_than=previous)
+                reply = next(r for r in reversed(relay.replies) if r.get("type") == "prediction" and r["round"] == state["round"])
+                v = verdict(page)
+                assert v["level"] == reply["confidence"] and (v["firstWeight"] >= 700) == (reply["confidence"] != "unsure")
+                wait_for(lambda: overlay_state(page)["shadedPixels"] > 50, timeout=30, what="shaded cells")
+                page.screenshot(path=str(SCREENSHOTS / f"overlay-{reply['confidence']}.png"))
+                page.locator("#lf-overlay-host [data-lf='minimap']").screenshot(
+                    path=str(SCREENSHOTS / f"minimap-{reply['confidence']}.png"))
+                previous = state["round"]
+                print(f"\nround {i + 1}: {reply['confidence']} {reply['countries'][0]['code']} {reply['countries'][0]['p']:.2f}")
+                if i < len(DOC_STREETS) - 1:
+                    guess_and_next(page)
+    finally:
+        relay.stop()
+        real.stop()
