@@ -253,6 +253,12 @@ def check_round(page, relay, kind: str) -> dict:
         assert reply["confidence"] == "unsure" and reply["countries"][0]["p"] < 0.35
         assert v["level"] == "unsure" and v["text"] == "Not sure — top guesses" and v["firstWeight"] < 600
     wait_for(lambda: overlay_state(page)["shadedPixels"] > 50, timeout=20, what="shaded cells")
+    # the mini-map frames the list: one sure cell, regionally; a spread answer shows the world, or a world inset
+    view = shadow(page, "(({ view, inset }) => ({ view, inset }))(s.querySelector('[data-lf=\"minimap\"]').dataset)")
+    if kind == "sure":
+        assert view == {"view": "region", "inset": "0"}, view
+    else:
+        assert view["view"] == "world" or view["inset"] == "1", view
     WORK_SHOTS.mkdir(parents=True, exist_ok=True)   # noise streets and placeholder regions: not for the docs
     page.screenshot(path=str(WORK_SHOTS / f"controlled-overlay-{kind}.png"))
     return state
@@ -388,7 +394,11 @@ def test_mode_detection_and_fair_play_defaults():
                                                  ("duels", "/multiplayer/duels", "duels")])
 def test_fair_play_competitive_modes_are_off_by_default_and_nothing_is_sent(chromium, site, relay, mode, lobby, label):
     context, worker = chromium
-    before = len(relay.frames)
+
+    def rounds():   # round ids sent so far (other tabs may still send views of their old rounds)
+        return {f.header["round"] for f in relay.frames}
+
+    before = rounds()
     context.add_cookies([{"name": "_ncfa", "value": site.new_session(), "url": site.url},
                          {"name": "OptanonAlertBoxClosed", "value": "1", "url": site.url}])
     page = context.new_page()
@@ -400,10 +410,10 @@ def test_fair_play_competitive_modes_are_off_by_default_and_nothing_is_sent(chro
         assert f"Off in {label}" in state["status"] and "fair play" in state["status"] and not state["countries"]
         assert page.locator("#lf-overlay-host [data-lf='open-options']").is_visible()
         time.sleep(3)   # the round goes on: still nothing captured or sent
-        assert len(relay.frames) == before and not overlay_state(page)["countries"]
+        assert rounds() == before and not overlay_state(page)["countries"]
         set_options(worker, modes={mode: True})   # the player's choice turns it on, without a reload
-        wait_for_overlay(page, timeout=15)
-        assert len(relay.frames) > before
+        state = wait_for_overlay(page, timeout=15)
+        assert state["round"] in rounds() - before
     finally:
         set_options(worker, modes={})
         page.close()

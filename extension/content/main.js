@@ -55,7 +55,7 @@
     };
     blankSince = null;
     overlay.setBusy(false);
-    overlay.clearPrediction(settings.revealAfterGuess ? REVEAL_NOTE : "Waiting for the panorama…");
+    overlay.clearPrediction(settings.revealAfterGuess ? REVEAL_NOTE : "");   // the status line says what it waits for
   }
 
   function askNow() {
