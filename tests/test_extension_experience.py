@@ -3,8 +3,8 @@ token check, how sure the model says it is, waiting and timeout states, the pane
 the result and summary screens with the round log, fair play per mode, the persistent hide.
 
 The companion serves a test bundle whose answers the test controls: a real ONNX graph whose logits are the
-frame's mean colour times fixed weights, so a red street view is "cell 0, sure" and a grey one is close to
-uniform over the fixture cells ("not sure"). The recording relay in front of it can hold the answers back.
+frame's mean colour times fixed weights, so a red street view is "cell 0, sure", a reddish one "cell 0,
+likely" and a grey one is close to uniform over the fixture cells ("not sure"). The recording relay in front of it can hold the answers back.
 """
 
 from __future__ import annotations
@@ -77,11 +77,13 @@ def controlled_bundle(out) -> object:
 
 
 def street_images(folder) -> dict[str, object]:
-    """Two textured 'street views' (a flat colour would count as an unrendered frame): red and grey."""
+    """Textured 'street views' (a flat colour would count as an unrendered frame): red, reddish, grey."""
     rng = np.random.default_rng(1)
     noise = rng.integers(0, 60, (480, 480, 1))
     paths = {}
-    for name, base, lat, lng in [("sure", (190, 0, 0), 52.5, -2.0), ("unsure", (100, 100, 100), -33.9, 151.2)]:
+    # logit of cell 0 ≈ SURE_WEIGHT · (r − b) in normalised units: ~12 (p > 0.99), ~3.4 (p ≈ 0.5 of 32 cells), < 0
+    for name, base, lat, lng in [("sure", (190, 0, 0), 52.5, -2.0), ("likely", (165, 100, 95), 51.5, -0.1),
+                                 ("unsure", (100, 100, 100), -33.9, 151.2)]:
         img = np.clip(np.asarray(base)[None, None, :] + noise, 0, 255).astype(np.uint8)
         path = folder / f"{name}.jpg"
         Image.fromarray(img).save(path, quality=92)
@@ -111,7 +113,7 @@ def relay(companion):
 
 @pytest.fixture(scope="module")
 def site(images):
-    with GeoSite(images=list(images.values()), rounds=2, br_round_seconds=2.5, br_result_seconds=0.5) as s:
+    with GeoSite(images=list(images.values()), rounds=len(images), br_round_seconds=2.5, br_result_seconds=0.5) as s:
         yield s
 
 
@@ -242,60 +244,66 @@ def game(chromium, site):
     page.close()
 
 
+LEVELS = {"sure": "confident", "likely": "likely", "unsure": "unsure"}   # street → the level it must get
+VERDICTS = {"confident": "Confident", "likely": "Likely", "unsure": "Not sure — top guesses"}
+
+
 def check_round(page, relay, kind: str) -> dict:
     state = wait_for_overlay(page, timeout=20)
     reply = next(r for r in reversed(relay.replies) if r.get("type") == "prediction")
+    top = reply["countries"][0]
+    assert reply["confidence"] == LEVELS[kind], (kind, top)
+    assert (top["code"] == "GB") == (kind != "unsure") and (top["p"] < 0.35) == (kind == "unsure"), (kind, top)
     v = verdict(page)
-    if kind == "sure":
-        assert reply["confidence"] == "confident" and reply["countries"][0]["code"] == "GB"
-        assert v["level"] == "confident" and v["text"] == "Confident" and v["firstWeight"] >= 700
-    else:
-        assert reply["confidence"] == "unsure" and reply["countries"][0]["p"] < 0.35
-        assert v["level"] == "unsure" and v["text"] == "Not sure — top guesses" and v["firstWeight"] < 600
+    assert v["level"] == LEVELS[kind] and v["text"] == VERDICTS[LEVELS[kind]]
+    assert (v["firstWeight"] >= 700) == (kind != "unsure")   # a bold winner only when the model clears the bar
     wait_for(lambda: overlay_state(page)["shadedPixels"] > 50, timeout=20, what="shaded cells")
     # the mini-map frames the list: one sure cell, regionally; a spread answer shows the world, or a world inset
     view = shadow(page, "(({ view, inset }) => ({ view, inset }))(s.querySelector('[data-lf=\"minimap\"]').dataset)")
     if kind == "sure":
         assert view == {"view": "region", "inset": "0"}, view
-    else:
+    elif kind == "unsure":
         assert view["view"] == "world" or view["inset"] == "1", view
     WORK_SHOTS.mkdir(parents=True, exist_ok=True)   # noise streets and placeholder regions: not for the docs
     page.screenshot(path=str(WORK_SHOTS / f"controlled-overlay-{kind}.png"))
     return state
 
 
-def test_confidence_label_for_a_sure_and_an_unsure_answer_and_the_screens_after(game, relay, site):
-    kinds = [place_of_round(site, game, i) for i in range(2)]
-    first = check_round(game, relay, kinds[0])
+def guess(page) -> None:
+    page.click('[data-qa="guess-map"] canvas', position={"x": 150, "y": 80})
+    page.click('[data-qa="perform-guess"]')
 
-    # the result screen: no live answer, no mini-map under "Next round"
-    game.click('[data-qa="guess-map"] canvas', position={"x": 150, "y": 80})
-    game.click('[data-qa="perform-guess"]')
-    game.wait_for_selector('[data-qa="close-round-result"]')
-    s = wait_for(lambda: (s := overlay_state(game)) and not s["minimap"] and not s["countries"] and s, timeout=5,
-                 what="the panel cleared on the result screen")
-    assert "the model said" in s["foot"]
-    game.click('[data-qa="close-round-result"]')
 
-    second = wait_for_overlay(game, new_round_than=first["round"], timeout=20)
-    assert second["round"] != first["round"]
-    check_round(game, relay, kinds[1])
+def test_confidence_levels_and_the_screens_after(game, relay, site):
+    kinds = [place_of_round(site, game, i) for i in range(len(LEVELS))]
+    previous = None
+    for i, kind in enumerate(kinds):
+        state = wait_for_overlay(game, new_round_than=previous, timeout=20)
+        check_round(game, relay, kind)
+        previous = state["round"]
+        guess(game)
+        if i == len(kinds) - 1:
+            break
+        # the result screen: no live answer, no mini-map under "Next round"
+        game.wait_for_selector('[data-qa="close-round-result"]')
+        s = wait_for(lambda: (s := overlay_state(game)) and not s["minimap"] and not s["countries"] and s, timeout=5,
+                     what="the panel cleared on the result screen")
+        assert f"the model said United Kingdom ({LEVELS[kind]})" in s["foot"] or kind == "unsure"
+        game.click('[data-qa="close-round-result"]')
 
     # the summary: the round log, each round's top countries and confidence, saved as JSON
-    game.click('[data-qa="guess-map"] canvas', position={"x": 150, "y": 80})
-    game.click('[data-qa="perform-guess"]')
     game.wait_for_selector('[data-qa="play-again-button"]')
-    wait_for(lambda: shadow(game, "s.querySelectorAll('[data-lf=\"log-round\"]').length") == 2, timeout=5,
-             what="two rounds in the log")
+    wait_for(lambda: shadow(game, "s.querySelectorAll('[data-lf=\"log-round\"]').length") == len(kinds), timeout=5,
+             what="every round in the log")
     assert not overlay_state(game)["minimap"]
-    rows = shadow(game, "[...s.querySelectorAll('[data-lf=\"log-round\"]')].map((r) => r.textContent)")
-    assert [("confident" in r, "unsure" in r) for r in rows] == [(k == "sure", k == "unsure") for k in kinds]
+    rows = shadow(game, "[...s.querySelectorAll('[data-lf=\"log-round\"] td:last-child')].map((r) => r.textContent)")
+    assert rows == [LEVELS[k] for k in kinds]
     with game.expect_download() as dl:
         game.locator("#lf-overlay-host [data-lf='export']").click()
     saved = json.loads(open(dl.value.path(), encoding="utf-8").read())
     assert saved["game"] == "/game/" + game.url.rsplit("/", 1)[1] and saved["mode"] == "classic"
-    assert [r["confidence"] for r in saved["rounds"]] == ["confident" if k == "sure" else "unsure" for k in kinds]
-    assert [r["round"] for r in saved["rounds"]] == ["1/2", "2/2"]
+    assert [r["confidence"] for r in saved["rounds"]] == [LEVELS[k] for k in kinds]
+    assert [r["round"] for r in saved["rounds"]] == [f"{i + 1}/{len(kinds)}" for i in range(len(kinds))]
     assert all(r["countries"] and {"code", "name", "p"} <= set(r["countries"][0]) for r in saved["rounds"])
     game.screenshot(path=str(WORK_SHOTS / "controlled-summary.png"))
 
