@@ -34,6 +34,18 @@ chromium:
 serve: $(SERVE_STAMP)
 	$(BIN)/python -m companion serve $(ARGS)
 
+# Try it without an account: the companion, the local practice site and Chromium with the extension
+# (demo/__main__.py). Headed where there is a display, else headless (or ARGS=--headless): one round
+# played, screenshots under work/demo/. Ctrl-C stops everything.
+DEMO_STAMP := $(VENV)/.demo-$(HASH)
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e . 'playwright>=1.44'
+	touch $(SERVE_STAMP) $@
+
+.PHONY: demo
+demo: $(DEMO_STAMP) chromium
+	$(BIN)/python -m demo $(ARGS)
+
 test: $(DEV_STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(ARGS)

@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from companion.config import data_dir
+from companion.country_names import CountryNames
 from companion.world import world
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,17 +136,7 @@ class Play:
         self.images = {im.id: im for im in load_images(self.source)}
         self.scores = Scores(Path(db) if db else default_db())
         self.names = dict(world().names) | {c.code: c.name for c in engine.meta.countries}
-        # Natural Earth names some dependencies after their sovereign (Tokelau is "New Zealand"): a name
-        # shared by several codes means the first of them by code, so "New Zealand" is NZ, not TK
-        self._by_name: dict[str, str] = {}
-        for c, n in sorted(self.names.items()):
-            self._by_name.setdefault(n.casefold(), c)
-
-    def country_code(self, text: str) -> str | None:
-        t = text.strip()
-        if t.upper() in self.names:
-            return t.upper()
-        return self._by_name.get(t.casefold())
+        self.country_code = CountryNames(self.names).code
 
     def new_round(self, player: str) -> dict:
         if not self.images:
@@ -165,9 +156,8 @@ class Play:
         rows = self.scores.execute("SELECT image FROM rounds WHERE round = ?", (round_id,))
         return self.images.get(rows[0][0]) if rows else None
 
-    def model_countries(self, image: PlayImage) -> list[str]:
-        pred = self.engine.prediction(self.engine.frame_log_probs(image.path.read_bytes()), top_k=GUESSES)
-        return [c.code for c in pred.countries]
+    def model_prediction(self, image: PlayImage):
+        return self.engine.prediction(self.engine.frame_log_probs(image.path.read_bytes()), top_k=GUESSES)
 
     def guess(self, round_id: str, guesses: list[str], model_guesses: list[str]) -> dict:
         image = self.image_of(round_id)
@@ -203,8 +193,8 @@ def mount_play(app: FastAPI, play: Play, authorized, run, read_json) -> None:
     are read only after the token check: an unauthenticated body of any size is never parsed.
     """
 
-    def error(status: int, code: str, message: str) -> JSONResponse:
-        return JSONResponse({"type": "error", "code": code, "message": message}, status_code=status)
+    def error(status: int, code: str, message: str, **fields) -> JSONResponse:
+        return JSONResponse({"type": "error", "code": code, "message": message, **fields}, status_code=status)
 
     @app.get("/v1/play/countries")
     async def countries():
@@ -239,19 +229,24 @@ def mount_play(app: FastAPI, play: Play, authorized, run, read_json) -> None:
             return error(404, "bad_message", f"no round {body.round!r}")
         if await run(play.scores.execute, "SELECT 1 FROM guesses WHERE round = ?", (body.round,)):
             return error(409, "bad_message", "this round has been answered already")
-        codes = []
-        for g in body.guesses:
-            code = play.country_code(g)
-            if code is None:
-                return error(400, "bad_message", f"unknown country {g!r}: type a name or an ISO code")
-            if code in codes:
-                return error(400, "bad_message", f"{play.names[code]} is guessed twice")
-            codes.append(code)
-        model_guesses = await run(play.model_countries, im)
+        # every bad entry is named at once, by position (`entries`, 0-based), so the page can mark them
+        # and keep the rest as typed
+        codes = [play.country_code(g) for g in body.guesses]
+        unknown = [i for i, c in enumerate(codes) if c is None]
+        if unknown:
+            listed = ", ".join(repr(body.guesses[i]) for i in unknown)
+            what = "country" if len(unknown) == 1 else "countries"
+            return error(400, "bad_message", f"unknown {what} {listed}: type a name or an ISO code", entries=unknown)
+        twice = [i for i, c in enumerate(codes) if c in codes[:i]]
+        if twice:
+            return error(400, "bad_message", f"{play.names[codes[twice[0]]]} is guessed twice", entries=twice)
+        pred = await run(play.model_prediction, im)
         try:
-            return await run(play.guess, body.round, codes, model_guesses)
+            answer = await run(play.guess, body.round, codes, [c.code for c in pred.countries])
         except sqlite3.IntegrityError:  # two answers to one round raced
             return error(409, "bad_message", "this round has been answered already")
+        # the model's pin and cells, for the result map beside the truth
+        return answer | {"model_point": pred.point.model_dump(), "model_cells": [c.model_dump() for c in pred.cells]}
 
     @app.get("/v1/play/scores")
     async def scores(player: str | None = None):

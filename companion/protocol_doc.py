@@ -99,12 +99,13 @@ body must arrive within {body_timeout:g} s.
 | `GET /[?token=TOKEN]` | no | – | the web UI (drop/paste an image; Play); with the right token the page holds it |
 | `POST /v1/play/round` | yes | `{{"player": NAME}}` (optional) | `{{"round", "image", "remaining", "total"}}` |
 | `GET /v1/play/image/ROUND` | no | – | the round's image |
-| `POST /v1/play/guess` | yes | `{{"round": ROUND, "guesses": [up to 5 countries, names or ISO codes, in order]}}` | `{{"truth", "guesses", "model", "score"}}` |
+| `POST /v1/play/guess` | yes | `{{"round": ROUND, "guesses": [up to 5 countries: names, common names such as "usa", or ISO codes, in order]}}` | `{{"truth", "guesses", "model", "score", "model_point", "model_cells"}}` (the model's point and top cells on this image, as in a `Prediction`) |
 | `GET /v1/play/scores[?player=NAME]` | no | – | `{{"rounds", "human": {{"top1", "top3", "top5"}}, "model": {{…}}}}` |
 | `GET /v1/play/countries` | no | – | `[{{"code", "name"}}]`, for the guess inputs |
 
 Play bodies are JSON of at most {max_json} bytes, read only after the token check; errors are
-`{{"type": "error", "code", "message"}}` with 400/401/404/408/409/413.
+`{{"type": "error", "code", "message"}}` with 400/401/404/408/409/413. A guess with unknown or repeated
+countries is a 400 naming each of them, with their positions (0-based) in `entries`.
 
 ## Example
 

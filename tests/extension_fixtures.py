@@ -259,6 +259,14 @@ def paired_browser(p, tmp_path_factory, ws_url: str):
         yield context, worker
 
 
+def playwright_session():
+    """A started sync Playwright, for a module fixture: `yield from playwright_session()`."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
 def set_options(worker, **settings) -> None:
     """Set the extension's options as its options page does (chrome.storage), from its service worker."""
     worker.evaluate("(patch) => LF.saveSettings(patch)", settings)

@@ -17,7 +17,8 @@
   const ANSWER_TIMEOUT_MS = 8000;     // answers take 0.1-2.5 s: this long without one is worth saying
   const MAX_FRAMES_PER_ROUND = 8;
   const REVEAL_NOTE = "Reveal after I guess: the model's answer shows on the result screen.";
-  const GAME_PATH = /^\/(game|challenge|duels|team-duels|battle-royale|live-challenge|bullseye|competitive|party|multiplayer)\//;
+  // (under /multiplayer/ a game is /multiplayer/<mode>/<id>; /multiplayer/duels alone is a lobby)
+  const GAME_PATH = /^\/(game|challenge|duels|team-duels|battle-royale|live-challenge|bullseye|competitive|party|multiplayer\/[\w-]+)\//;
   // The round's result and the game's summary (geoguessr-dom.md's stable hooks first, then the local site's).
   const SUMMARY_SCREEN = ['[data-qa="play-again-button"]', '[data-qa="play-same-map"]', '[data-qa="final-score"]',
                           '[data-qa="game-finished"]'];
@@ -27,6 +28,7 @@
   let settings = await LF.loadSettings();
   const capture = new LF.Capture();
   const overlay = new LF.Overlay({ onCaptureNow: askNow });
+  const hookCheck = new LF.HookCheck(NOT_FOUND_MS);
   let connection = { status: "connecting", detail: "" };
   let round = null;
   let source = settings.captureMode === "tab" ? "tab" : "canvas";
@@ -76,6 +78,8 @@
   function render() {
     overlay.setVisible(settings.overlay && active);
     const mode = gameMode();
+    const missing = active && allowed() ? hookCheck.update(settings.selectors) : (hookCheck.reset(), []);
+    overlay.setHookNotice(LF.missingHooksText(missing, settings.selectors));
     if (active && !allowed()) {
       overlay.setBusy(false);
       return overlay.setStatus("off", `Off in ${LF.modeLabel(mode).toLowerCase()} (fair play). You can turn it on in the options.`);

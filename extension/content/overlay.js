@@ -110,6 +110,7 @@ LF.Overlay = class Overlay {
           h("button", { "data-lf": "collapse", title: "Collapse" }, "–")),
         h("div", { class: "body" },
           h("div", { class: "status", "data-lf": "status" }),
+          h("div", { class: "status", "data-lf": "hooks", hidden: "" }),
           h("button", { class: "act", "data-lf": "open-options", hidden: "" }, "Open the options"),
           h("div", { class: "verdict", "data-lf": "verdict", hidden: "" }),
           h("ol", { "data-lf": "countries" }),
@@ -231,7 +232,7 @@ LF.Overlay = class Overlay {
     status.dataset.state = state;
     status.dataset.tone = ERROR_STATES.has(state) ? "error" : state === "off" ? "muted" : "";
     status.textContent = state === "connected" ? "" : text;
-    this.$("open-options").hidden = !OPTIONS_STATES.has(state);
+    this.$("open-options").hidden = !OPTIONS_STATES.has(state) && !this.hookNotice;
   }
 
   // ⟳ pressed: busy until the answer to the new view comes (or the wait times out).
@@ -241,6 +242,15 @@ LF.Overlay = class Overlay {
     else delete b.dataset.busy;
     b.setAttribute("aria-pressed", String(busy));
     b.title = busy ? "Asking the model…" : "Ask again now";
+  }
+
+  // The hook self-check's notice (LF.missingHooksText); empty: every hook was found.
+  setHookNotice(text) {
+    const el = this.$("hooks");
+    el.textContent = text;
+    el.hidden = !text;
+    this.hookNotice = !!text;   // the options button shows with it (see setStatus)
+    if (text) this.$("open-options").hidden = false;
   }
 
   clearPrediction(note) {

@@ -4,6 +4,46 @@ const api = LF.api;
 const $ = (id) => document.getElementById(id);
 const SELECTOR_KEYS = Object.keys(LF.DEFAULT_SELECTORS);
 
+// One box per hook, its default as the placeholder, and a line for what is wrong with it.
+for (const k of SELECTOR_KEYS) {
+  const label = document.createElement("label");
+  const box = document.createElement("textarea");
+  box.id = `sel-${k}`;
+  box.rows = Math.max(2, LF.DEFAULT_SELECTORS[k].length);
+  box.placeholder = LF.DEFAULT_SELECTORS[k].join("\n");
+  box.spellcheck = false;
+  const error = document.createElement("span");
+  error.className = "selector-error";
+  error.id = `sel-${k}-error`;
+  label.append(`${LF.HOOK_LABELS[k] || k} `, box, error);
+  $("selectorFields").append(label);
+}
+
+const selectorLines = (k) => $(`sel-${k}`).value.split("\n").map((l) => l.trim()).filter(Boolean);
+
+// The first line of a hook's box that is not a CSS selector, as a message; "" when all are.
+function selectorError(k) {
+  for (const line of selectorLines(k)) {
+    try {
+      document.createDocumentFragment().querySelector(LF.expandSelector(line));
+    } catch {
+      return `"${line}" is not a CSS selector`;
+    }
+  }
+  return "";
+}
+
+function checkSelectors() {
+  let ok = true;
+  for (const k of SELECTOR_KEYS) {
+    const message = selectorError(k);
+    $(`sel-${k}-error`).textContent = message;
+    $(`sel-${k}`).setAttribute("aria-invalid", String(!!message));
+    ok &&= !message;
+  }
+  return ok;
+}
+
 // What the companion prints is "… (token: X) …" and "web UI: http://…/?token=X": a pasted line, or a
 // part of one, is reduced to the token itself.
 function tokenFrom(text) {
@@ -36,13 +76,12 @@ function fill(s) {
   $("revealAfterGuess").checked = !!s.revealAfterGuess;
   fillModes(s);
   for (const k of SELECTOR_KEYS) $(`sel-${k}`).value = (s.selectors[k] || []).join("\n");
+  checkSelectors();
 }
 
 function read() {
   const selectors = {};
-  for (const k of SELECTOR_KEYS) {
-    selectors[k] = $(`sel-${k}`).value.split("\n").map((l) => l.trim()).filter(Boolean);
-  }
+  for (const k of SELECTOR_KEYS) selectors[k] = selectorLines(k);
   const modes = {};
   for (const box of document.querySelectorAll("[data-mode]")) modes[box.dataset.mode] = box.checked;
   return {
@@ -127,6 +166,10 @@ $("test").addEventListener("click", () => checkConnection(read()));
 
 $("options").addEventListener("submit", async (e) => {
   e.preventDefault();
+  if (!checkSelectors()) {
+    $("saved").textContent = "Not saved: a selector is not valid (see Selectors).";
+    return;
+  }
   const s = read();
   $("token").value = s.token;
   await LF.saveSettings(s);
@@ -145,7 +188,9 @@ $("screenshots").addEventListener("change", async (e) => {
 
 $("resetSelectors").addEventListener("click", () => {
   for (const k of SELECTOR_KEYS) $(`sel-${k}`).value = LF.DEFAULT_SELECTORS[k].join("\n");
+  checkSelectors();
 });
+$("selectorFields").addEventListener("input", checkSelectors);
 
 // the hotkey's hide is kept in the settings: show it here as it changes
 api.storage.onChanged.addListener((changes, area) => {

@@ -5,13 +5,22 @@
 var LF = globalThis.LF || (globalThis.LF = {});
 LF.api = globalThis.browser?.runtime?.id ? globalThis.browser : globalThis.chrome;
 
-// Selectors: tried in order, data-qa first. ".name__*" matches a CSS-module class by prefix
-// (the site appends a build hash, e.g. game_panorama__a1B2c), so a rebuild of the site does not break them.
+// Selectors, tried in order: the game's `data-qa` hooks first (they survived every redesign since 2023),
+// then Google's street-view canvas class, then CSS-module classes by prefix only: ".name__*" matches a class
+// beginning with "name__" (the site appends a hash that changes on every deploy, so never write the hash).
+// The hooks are those maintained GeoGuessr tools rely on (docs: ../shared/reference/geoguessr-dom.md).
 LF.DEFAULT_SELECTORS = {
-  panorama: ['[data-qa="panorama"]', ".game_panorama__*", ".game-panorama_panorama__*", ".game_canvas__*"],
-  roundNumber: ['[data-qa="round-number"]', ".status_inner__*", ".game-status_roundNumber__*"],
-  guessMap: ['[data-qa="guess-map"]', ".guess-map_canvasContainer__*", ".guess-map_canvas__*"],
-  compass: ['[data-qa="compass"]', ".panorama-compass_compassContainer__*", ".compass_compass__*"],
+  panorama: ['[data-qa="panorama"]', "canvas.widget-scene-canvas", ".game-panorama_panorama__*", ".game_canvas__*"],
+  roundNumber: ['[data-qa="round-number"]'],
+  guessMap: ['[data-qa="guess-map"]', ".guess-map_guessMap__*", ".game_guessMap__*"],
+  compass: ['[data-qa="compass"]'],
+  results: ['[data-qa="result-view-top"]', '[data-qa="result-view-bottom"]', ".result-layout_root__*"],
+};
+
+// What the overlay and the options page call each hook.
+LF.HOOK_LABELS = {
+  panorama: "Panorama", roundNumber: "Round counter", guessMap: "Guess map", compass: "Compass",
+  results: "Results screen",
 };
 
 LF.DEFAULTS = {
@@ -26,17 +35,30 @@ LF.DEFAULTS = {
   selectors: LF.DEFAULT_SELECTORS,
 };
 
+// Stored selectors are the player's overrides only, so that a newer version's defaults reach every hook the
+// player did not change; a hook whose override is empty takes the default.
+LF.selectorOverrides = function selectorOverrides(selectors) {
+  const overrides = {};
+  for (const [k, list] of Object.entries(selectors || {})) {
+    const clean = Array.isArray(list) ? list.map((s) => String(s).trim()).filter(Boolean) : [];
+    const def = LF.DEFAULT_SELECTORS[k];
+    if (def && clean.length && clean.join("\n") !== def.join("\n")) overrides[k] = clean;
+  }
+  return overrides;
+};
+
 LF.loadSettings = async function loadSettings() {
   const { settings } = await LF.api.storage.local.get("settings");
   const merged = { ...LF.DEFAULTS, ...(settings || {}) };
-  merged.selectors = { ...LF.DEFAULT_SELECTORS, ...(merged.selectors || {}) };
+  merged.selectors = { ...LF.DEFAULT_SELECTORS, ...LF.selectorOverrides(merged.selectors) };
   merged.topK = Math.min(10, Math.max(1, Math.round(Number(merged.topK) || LF.DEFAULTS.topK)));
   return merged;
 };
 
 LF.saveSettings = async function saveSettings(patch) {
-  const current = await LF.loadSettings();
-  await LF.api.storage.local.set({ settings: { ...current, ...patch } });
+  const next = { ...(await LF.loadSettings()), ...patch };
+  next.selectors = LF.selectorOverrides(next.selectors);
+  await LF.api.storage.local.set({ settings: next });
 };
 
 // What the panel says for each state (the panel adds a button that opens the options where that is the fix).
