@@ -19,11 +19,11 @@
   const REVEAL_NOTE = "Reveal after I guess: the model's answer shows on the result screen.";
   // (under /multiplayer/ a game is /multiplayer/<mode>/<id>; /multiplayer/duels alone is a lobby)
   const GAME_PATH = /^\/(game|challenge|duels|team-duels|battle-royale|live-challenge|bullseye|competitive|party|multiplayer\/[\w-]+)\//;
-  // The round's result and the game's summary (geoguessr-dom.md's stable hooks first, then the local site's).
+  // The game's summary, and the round's result beside the "results" hook of the settings: its Next round button
+  // and the duels' result overlay (geoguessr-dom.md's stable hooks first, then the local site's).
   const SUMMARY_SCREEN = ['[data-qa="play-again-button"]', '[data-qa="play-same-map"]', '[data-qa="final-score"]',
                           '[data-qa="game-finished"]'];
-  const RESULT_SCREEN = ['[data-qa="result-view-top"]', '[data-qa="result-view-bottom"]', '[data-qa="close-round-result"]',
-                         ".result-layout_root__*", '[class*="result-overlay"]'];
+  const MORE_RESULT_HOOKS = ['[data-qa="close-round-result"]', '[class*="result-overlay"]'];
 
   let settings = await LF.loadSettings();
   const capture = new LF.Capture();
@@ -128,7 +128,7 @@
 
   // --- screens --------------------------------------------------------------------------------------
   function updateScreen() {
-    const now = shown(SUMMARY_SCREEN) ? "summary" : shown(RESULT_SCREEN) ? "result" : "playing";
+    const now = shown(SUMMARY_SCREEN) ? "summary" : shown([...settings.selectors.results, ...MORE_RESULT_HOOKS]) ? "result" : "playing";
     if (now === screen) return;
     const redraw = screen === "";   // the reveal setting changed: after a result screen, the round is over
     screen = now;
