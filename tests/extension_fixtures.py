@@ -121,6 +121,7 @@ class Relay:
 
     upstream: str
     port: int = 0
+    delay: float = 0.0        # seconds each prediction is held back (a companion that answers late)
     frames: list[Frame] = field(default_factory=list)
     controls: list[str] = field(default_factory=list)     # text messages from the extension (pings)
     replies: list[dict] = field(default_factory=list)
@@ -148,8 +149,12 @@ class Relay:
         def down():
             try:
                 for msg in upstream:
-                    self.replies.append(json.loads(msg))
-                    client.send(msg)
+                    reply = json.loads(msg)
+                    self.replies.append(reply)
+                    if self.delay and reply.get("type") == "prediction":
+                        threading.Timer(self.delay, _send_late, (client, msg)).start()
+                    else:
+                        client.send(msg)
             except ConnectionClosed:
                 pass
             finally:
@@ -195,6 +200,13 @@ class Relay:
             self._server.shutdown()
 
 
+def _send_late(client, msg) -> None:
+    try:
+        client.send(msg)
+    except ConnectionClosed:   # the page moved on meanwhile
+        pass
+
+
 # The shipped extension runs on www.geoguessr.com only; the local test site is served from loopback.
 LOCAL_SITES = ["http://127.0.0.1/*", "http://localhost/*"]
 
@@ -227,6 +239,15 @@ def browser(p, user_data_dir: Path, extension: Path, viewport=(1280, 720)):
     that runs a test in Chromium and Firefox is tests/browsers.py."""
     with launch("chromium", user_data_dir, extension, p, viewport) as b:
         yield b.context, b.worker
+
+
+@contextmanager
+def paired_browser(p, tmp_path_factory, ws_url: str):
+    """`browser` on a fresh test copy of the extension and profile, paired with the companion at `ws_url`."""
+    extension = extension_for_tests(tmp_path_factory.mktemp("extension"))
+    with browser(p, tmp_path_factory.mktemp("profile"), extension) as (context, worker):
+        set_options(worker, companionUrl=ws_url, token=TOKEN)
+        yield context, worker
 
 
 def playwright_session():

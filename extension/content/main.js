@@ -19,10 +19,11 @@
   const REVEAL_NOTE = "Reveal after I guess: the model's answer shows on the result screen.";
   // (under /multiplayer/ a game is /multiplayer/<mode>/<id>; /multiplayer/duels alone is a lobby)
   const GAME_PATH = /^\/(game|challenge|duels|team-duels|battle-royale|live-challenge|bullseye|competitive|party|multiplayer\/[\w-]+)\//;
-  // The round's result and the game's summary (geoguessr-dom.md's stable hooks first, then the local site's).
-  const SUMMARY_SCREEN = ['[data-qa="play-again-button"]', '[data-qa="play-same-map"]', '[data-qa="play-again"]', '[data-qa="final-score"]'];
-  const RESULT_SCREEN = ['[data-qa="result-view-top"]', '[data-qa="result-view-bottom"]', '[data-qa="close-round-result"]',
-                         '[data-qa="result-view"]', ".result-layout_root__*"];
+  // The game's summary, and the round's result beside the "results" hook of the settings: its Next round button
+  // and the duels' result overlay (geoguessr-dom.md's stable hooks first, then the local site's).
+  const SUMMARY_SCREEN = ['[data-qa="play-again-button"]', '[data-qa="play-same-map"]', '[data-qa="final-score"]',
+                          '[data-qa="game-finished"]'];
+  const MORE_RESULT_HOOKS = ['[data-qa="close-round-result"]', '[class*="result-overlay"]'];
 
   let settings = await LF.loadSettings();
   const capture = new LF.Capture();
@@ -41,6 +42,7 @@
   let greeted = false;                 // said hello to the background since the page (or the mode) became active
   let screen = "playing";              // "playing" | "result" | "summary"
   let log = null;                      // this game's round log, kept in storage until the next game
+  let lastRoundId = null;              // the round whose result may be on screen (its panorama may be gone)
 
   const randomId = () => Array.from(crypto.getRandomValues(new Uint8Array(9)), (b) => b.toString(16).padStart(2, "0")).join("");
   const gameMode = () => LF.detectMode(location.pathname, document);
@@ -52,11 +54,12 @@
       key, canvas, id: randomId(), label: LF.readRound(settings.selectors.roundNumber), frames: 0, sentSig: null,
       lastSig: null, stableSince: null, sent: new Map(), shapes: new Map(), forceCapture: false, answered: false,
       asking: null,   // { frame (null until sent), since, manual }: a view waiting for its answer
-      shown: null,    // the last answer shown, to put back when a covering screen goes away
+      shown: null,    // the last answer, to show when "reveal after I guess" is turned off mid-round
     };
+    lastRoundId = round.id;
     blankSince = null;
     overlay.setBusy(false);
-    overlay.clearPrediction(settings.revealAfterGuess ? REVEAL_NOTE : "Waiting for the panorama…");
+    overlay.clearPrediction(settings.revealAfterGuess ? REVEAL_NOTE : "");   // the status line says what it waits for
   }
 
   function askNow() {
@@ -125,13 +128,14 @@
 
   // --- screens --------------------------------------------------------------------------------------
   function updateScreen() {
-    const now = shown(SUMMARY_SCREEN) ? "summary" : shown(RESULT_SCREEN) ? "result" : "playing";
+    const now = shown(SUMMARY_SCREEN) ? "summary" : shown([...settings.selectors.results, ...MORE_RESULT_HOOKS]) ? "result" : "playing";
     if (now === screen) return;
+    const redraw = screen === "";   // the reveal setting changed: after a result screen, the round is over
     screen = now;
     overlay.hideMinimap();
     if (screen === "summary") overlay.showLog(exportedLog());
-    else if (screen === "result") overlay.showRoundOver(log?.rounds.find((e) => e.id === round?.id), settings.revealAfterGuess);
-    else if (round?.shown && !settings.revealAfterGuess) overlay.showPrediction(...round.shown);
+    else if (screen === "result") overlay.showRoundOver(log?.rounds.find((e) => e.id === lastRoundId), settings.revealAfterGuess);
+    else if (redraw && round?.shown && !settings.revealAfterGuess) overlay.showPrediction(...round.shown);
     else overlay.clearPrediction(settings.revealAfterGuess ? REVEAL_NOTE : "");
   }
 
@@ -185,6 +189,7 @@
     const guessMap = LF.findFirst(settings.selectors.guessMap);
     overlay.setKeepOut(guessMap);
     overlay.updateMinimap(guessMap);
+    updateScreen();   // a result screen may replace the panorama altogether
     if (!canvas) {
       round = null;
       return render();
@@ -192,7 +197,6 @@
     const key = `${location.pathname}|${LF.readRound(settings.selectors.roundNumber) ?? "-"}`;
     // no round counter on this page: a new canvas is a new round
     if (!round || round.key !== key || (key.endsWith("|-") && round.canvas !== canvas)) newRound(key, canvas);
-    updateScreen();
     render();
     const manual = round.forceCapture;
     if (!(settings.autoCapture || manual) || round.frames >= MAX_FRAMES_PER_ROUND && !manual) return;

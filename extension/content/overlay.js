@@ -127,6 +127,7 @@ LF.Overlay = class Overlay {
     this.world = null;
     this.last = null;
     this.keepOut = [];
+    this.restMap = null;   // the guess map's smallest rect in this viewport
     this.exportUrl = null;
     this.$("capture").addEventListener("click", () => {
       if (!this.$("capture").dataset.busy) onCaptureNow();
@@ -165,9 +166,14 @@ LF.Overlay = class Overlay {
   }
 
   // The guess map and what sits with it (the Guess button shares its container), as the areas to keep clear.
+  // The map at rest: the real one grows while hovered, and the panel should not jump away each time.
   setKeepOut(guessMap) {
     const rects = [];
-    const m = guessMap?.getBoundingClientRect();
+    let m = guessMap?.getBoundingClientRect();
+    const rest = this.restMap;
+    if (m && rest && rest.vw === window.innerWidth && rest.vh === window.innerHeight && overlaps(m, rest.rect) &&
+        rest.rect.width * rest.rect.height < m.width * m.height) m = rest.rect;
+    else if (m) this.restMap = { rect: m, vw: window.innerWidth, vh: window.innerHeight };
     if (m && m.width > 0 && m.height > 0) {
       rects.push(m);
       const box = guessMap.parentElement?.getBoundingClientRect();
