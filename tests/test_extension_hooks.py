@@ -261,3 +261,32 @@ def test_no_notice_where_fair_play_has_the_extension_off(chromium, site):
     finally:
         set_options(worker, modes={"duels": True, "battle-royale": True})
         page.close()
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to run settings.js")
+def test_a_profile_saved_with_the_old_defaults_gets_the_new_ones_and_keeps_real_overrides():
+    """The options page of earlier versions stored every selector: those lists are past defaults, not the
+    player's choice, so loading such a profile gives today's defaults; a selector the player wrote stays."""
+    script = (EXTENSION / "shared" / "settings.js").read_text(encoding="utf-8")
+    mine = ['[data-qa="panorama"]', "#my-pano"]
+    stored = {"panorama": mine, **{k: v[0] for k, v in {
+        "roundNumber": [['[data-qa="round-number"]', ".status_inner__*", ".game-status_roundNumber__*"]],
+        "compass": [['[data-qa="compass"]', ".panorama-compass_compassContainer__*", ".compass_compass__*"]],
+    }.items()}}
+    run = f"""
+      const store = {{ settings: {{ selectors: {json.dumps(stored)} }} }};
+      globalThis.chrome = {{ storage: {{ local: {{ get: async () => store, set: async (o) => Object.assign(store, o) }} }} }};
+      {script}
+      (async () => {{
+        const loaded = await LF.loadSettings();
+        await LF.saveSettings({{}});
+        process.stdout.write(JSON.stringify({{ loaded: loaded.selectors, kept: store.settings.selectors,
+                                               defaults: LF.DEFAULT_SELECTORS }}));
+      }})();
+    """
+    out = json.loads(subprocess.run(["node", "-e", run], capture_output=True, text=True, timeout=30,
+                                    check=True).stdout)
+    assert out["loaded"]["roundNumber"] == out["defaults"]["roundNumber"] != stored["roundNumber"]
+    assert out["loaded"]["compass"] == out["defaults"]["compass"]
+    assert out["loaded"]["panorama"] == mine
+    assert out["kept"] == {"panorama": mine}   # saving again stores only the real override

@@ -35,14 +35,24 @@ LF.DEFAULTS = {
   selectors: LF.DEFAULT_SELECTORS,
 };
 
+// Earlier versions' defaults: their options page stored every selector, so a profile saved then holds these
+// lists as if the player had chosen them. They are not overrides; the current defaults replace them.
+LF.PAST_DEFAULT_SELECTORS = {
+  panorama: [['[data-qa="panorama"]', ".game_panorama__*", ".game-panorama_panorama__*", ".game_canvas__*"]],
+  roundNumber: [['[data-qa="round-number"]', ".status_inner__*", ".game-status_roundNumber__*"]],
+  guessMap: [['[data-qa="guess-map"]', ".guess-map_canvasContainer__*", ".guess-map_canvas__*"]],
+  compass: [['[data-qa="compass"]', ".panorama-compass_compassContainer__*", ".compass_compass__*"]],
+};
+
 // Stored selectors are the player's overrides only, so that a newer version's defaults reach every hook the
-// player did not change; a hook whose override is empty takes the default.
+// player did not change; a hook whose override is empty, or a past default, takes the default.
 LF.selectorOverrides = function selectorOverrides(selectors) {
   const overrides = {};
   for (const [k, list] of Object.entries(selectors || {})) {
     const clean = Array.isArray(list) ? list.map((s) => String(s).trim()).filter(Boolean) : [];
     const def = LF.DEFAULT_SELECTORS[k];
-    if (def && clean.length && clean.join("\n") !== def.join("\n")) overrides[k] = clean;
+    const defaults = [def, ...(LF.PAST_DEFAULT_SELECTORS[k] || [])].filter(Boolean).map((d) => d.join("\n"));
+    if (def && clean.length && !defaults.includes(clean.join("\n"))) overrides[k] = clean;
   }
   return overrides;
 };
