@@ -10,7 +10,7 @@ NODE_STAMP  := node_modules/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
-.PHONY: serve test test-fast lint model dataset bench chromium clean
+.PHONY: serve test test-fast lint model dataset bench chromium firefox clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,10 +37,29 @@ chromium:
 	  echo "installing Debian chromium for the browser tests"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; }
 
+# Debian's Firefox ESR for the same tests, driven over its built-in WebDriver BiDi (no driver download);
+# headless, its WebGL is Mesa's software renderer over EGL (tests/bidi.py), which firefox-esr does not pull in.
+firefox:
+	@{ command -v firefox-esr && ls /usr/lib/*/libEGL_mesa.so.0; } >/dev/null 2>&1 || { \
+	  echo "installing Debian firefox-esr (and Mesa's EGL) for the browser tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq firefox-esr libegl-mesa0 libgl1-mesa-dri fonts-noto-color-emoji >/dev/null; }
+
 serve: $(SERVE_STAMP)
 	$(BIN)/python -m companion serve $(ARGS)
 
-test: $(DEV_STAMP) chromium $(NODE_STAMP)
+# Try it without an account: the companion, the local practice site and Chromium with the extension
+# (demo/__main__.py). Headed where there is a display, else headless (or ARGS=--headless): one round
+# played, screenshots under work/demo/. Ctrl-C stops everything.
+DEMO_STAMP := $(VENV)/.demo-$(HASH)
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e . 'playwright>=1.44'
+	touch $(SERVE_STAMP) $@
+
+.PHONY: demo
+demo: $(DEMO_STAMP) chromium
+	$(BIN)/python -m demo $(ARGS)
+
+test: $(DEV_STAMP) chromium firefox $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(ARGS)
 

@@ -21,12 +21,14 @@ from companion.settings import Settings
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code = status, code
+    """An HTTP error: the protocol's ErrorMessage, plus any `fields` the route documents (Play's `entries`)."""
 
-    def reply(self) -> P.ErrorMessage:
-        return P.ErrorMessage(code=self.code, message=str(self))
+    def __init__(self, status: int, code: str, message: str, **fields):
+        super().__init__(message)
+        self.status, self.code, self.fields = status, code, fields
+
+    def body(self) -> dict:
+        return P.ErrorMessage(code=self.code, message=str(self)).model_dump() | self.fields
 
 
 @dataclass

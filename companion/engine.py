@@ -16,11 +16,16 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from companion.protocol import CellP, CountryP, Point, Prediction, RegionP
+from companion.protocol import CONFIDENT_P, LIKELY_P, CellP, CountryP, Point, Prediction, RegionP
 from runtime.bundle import load_meta
 from runtime.cli import BadInput
 from runtime.posterior import CellIndex, calibrate, log_softmax, pool_log_probs
 from runtime.preprocess import MAX_PIXELS, decode_image, prepare
+
+
+def confidence_of(p_top: float) -> str:
+    return "confident" if p_top >= CONFIDENT_P else "likely" if p_top >= LIKELY_P else "unsure"
+
 
 DEFAULT_THREADS = min(2, os.cpu_count() or 1)  # the companion shares the player's machine with the game
 
@@ -95,8 +100,8 @@ class Engine:
         cells = [CellP(id=int(i), p=float(probs[i])) for i in np.argsort(-probs, kind="stable")[:top_cells]]
         lat, lng = self.index.point(probs)
         fields.setdefault("latency_ms", 0.0)
-        return Prediction(countries=countries, regions=regions, point=Point(lat=lat, lng=lng), cells=cells,
-                          model=self.model_id, **fields)
+        return Prediction(countries=countries, confidence=confidence_of(float(cp.max())), regions=regions,
+                          point=Point(lat=lat, lng=lng), cells=cells, model=self.model_id, **fields)
 
 
 class RoundPool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from companion import protocol as P
+from companion.country_names import CountryNames
 from companion.scores import Scores, default_db
 from companion.world import world
 from runtime.records import image_path, read_manifest
@@ -71,17 +72,7 @@ class Play:
         self.images = {im.id: im for im in load_images(self.source)}
         self.scores = Scores(Path(db) if db else default_db())
         self.names = dict(world().names) | {c.code: c.name for c in engine.meta.countries}
-        # Natural Earth names some dependencies after their sovereign (Tokelau is "New Zealand"): a name
-        # shared by several codes means the first of them by code, so "New Zealand" is NZ, not TK
-        self._by_name: dict[str, str] = {}
-        for c, n in sorted(self.names.items()):
-            self._by_name.setdefault(n.casefold(), c)
-
-    def country_code(self, text: str) -> str | None:
-        t = text.strip()
-        if t.upper() in self.names:
-            return t.upper()
-        return self._by_name.get(t.casefold())
+        self.country_code = CountryNames(self.names).code
 
     def new_round(self, player: str) -> dict:
         if not self.images:
@@ -101,9 +92,8 @@ class Play:
         found = self.scores.round_of(round_id)
         return self.images.get(found[0]) if found else None
 
-    def model_countries(self, image: PlayImage) -> list[str]:
-        pred = self.engine.prediction(self.engine.frame_log_probs(image.path.read_bytes()), top_k=GUESSES)
-        return [c.code for c in pred.countries]
+    def model_prediction(self, image: PlayImage):
+        return self.engine.prediction(self.engine.frame_log_probs(image.path.read_bytes()), top_k=GUESSES)
 
     def guess(self, round_id: str, guesses: list[str], model_guesses: list[str]) -> dict:
         image_id, player = self.scores.round_of(round_id)

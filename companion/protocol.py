@@ -43,6 +43,12 @@ MAX_CONNECTIONS = 128         # open HTTP/websocket connections (see companion.t
 HEADER_TIMEOUT = 10.0         # seconds to send a whole request, or to idle between requests
 BODY_TIMEOUT = 30.0           # seconds to send a request body
 PLAY_GUESSES = 5              # countries a Play guess names, in order
+# Confidence levels of the top country's calibrated probability. The served model is calibrated (ECE 0.025,
+# game-weighted val and test, MODEL_CARD.md's reliability diagram), so p is how often it is right: answers at
+# p >= 0.7 were right 8-10 times in 10 (val/test bins 0.73-1.0: 0.81-1.0), 0.35-0.7 about half the time
+# (0.43-0.59), below 0.35 at most 1 in 3 (0.08-0.37); the last holds ~85% of game-weighted answers.
+CONFIDENT_P = 0.7
+LIKELY_P = 0.35
 MAX_PIXELS = preprocess.MAX_PIXELS   # the one pixel limit: what the companion and dataprep decode
 
 
@@ -82,6 +88,11 @@ class Point(BaseModel):
     lng: float
 
 
+# How far to trust the top country, from its calibrated probability (`engine.confidence_of`, the one place
+# it is decided): "unsure" means no country clears the bar, and the overlay says "not sure — top guesses".
+Confidence = Literal["confident", "likely", "unsure"]
+
+
 class Prediction(BaseModel):
     type: Literal["prediction"] = "prediction"
     v: int = PROTOCOL_VERSION
@@ -89,6 +100,7 @@ class Prediction(BaseModel):
     frame: int | None = None
     frames: int = 1                 # frames of this round pooled into this answer
     countries: list[CountryP]
+    confidence: Confidence          # of countries[0], from its calibrated p
     regions: list[RegionP]
     point: Point
     cells: list[CellP]

@@ -75,7 +75,8 @@ body must arrive within {body_timeout:g} s.
   {close_timeout:g} s after the server's close frame.
 - `latency_ms` is server time from receiving the frame to sending the answer; `point` is the
   probability-weighted centre of the cells near the most likely cell; `cells` are the top cells
-  (ids are the feature ids of `GET /v1/model`'s `cells`).
+  (ids are the feature ids of `GET /v1/model`'s `cells`); `confidence` is `confident` when the top
+  country's calibrated p ≥ {confident:g}, `likely` when ≥ {likely:g}, else `unsure` (no country clears the bar).
 
 | ErrorMessage.code | meaning |
 |---|---|
@@ -97,12 +98,13 @@ body must arrive within {body_timeout:g} s.
 | `GET /[?token=TOKEN]` | no | – | the web UI (drop/paste an image; Play); with the right token the page holds it |
 | `POST /v1/play/round` | yes | `{{"player": NAME}}` (optional) | `{{"round", "image", "remaining", "total"}}` |
 | `GET /v1/play/image/ROUND` | no | – | the round's image |
-| `POST /v1/play/guess` | yes | `{{"round": ROUND, "guesses": [up to {guesses} countries, names or ISO codes, in order]}}` | `{{"truth", "guesses", "model", "score"}}` |
+| `POST /v1/play/guess` | yes | `{{"round": ROUND, "guesses": [up to {guesses} countries: names, common names such as "usa", or ISO codes, in order]}}` | `{{"truth", "guesses", "model", "score", "model_point", "model_cells"}}` (the model's point and top cells on this image, as in a `Prediction`) |
 | `GET /v1/play/scores[?player=NAME]` | no | – | `{{"rounds", "human": {{"top1", "top3", "top5"}}, "model": {{…}}}}` |
 | `GET /v1/play/countries` | no | – | `[{{"code", "name"}}]`, for the guess inputs |
 
 Play bodies are JSON of at most {max_json} bytes, read only after the token check; errors are
-an `ErrorMessage` with 400/401/404/408/409/413.
+an `ErrorMessage` with 400/401/404/408/409/413. A guess with unknown or repeated
+countries is a 400 naming each of them, with their positions (0-based) in `entries`.
 
 ## Example
 
@@ -134,7 +136,7 @@ def render() -> str:
         burst=p.RATE_BURST, max_connections=p.MAX_CONNECTIONS, header_timeout=p.HEADER_TIMEOUT,
         body_timeout=p.BODY_TIMEOUT, max_inbox=p.MAX_INBOX, close_timeout=p.CLOSE_TIMEOUT, max_json=p.MAX_JSON_BODY,
         port=p.DEFAULT_PORT, host=p.DEFAULT_HOST, max_top_k=p.MAX_TOP_K, close_policy=p.CLOSE_POLICY,
-        close_too_big=p.CLOSE_TOO_BIG, guesses=p.PLAY_GUESSES,
+        close_too_big=p.CLOSE_TOO_BIG, guesses=p.PLAY_GUESSES, confident=p.CONFIDENT_P, likely=p.LIKELY_P,
     )]
     for title, models in MODELS:
         out.append(f"\n### {title}\n")

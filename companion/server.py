@@ -55,7 +55,7 @@ def create_app(engine: Engine, settings: Settings, game: Play | None = None) -> 
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, e: ApiError):
-        return JSONResponse(e.reply().model_dump(), status_code=e.status)
+        return JSONResponse(e.body(), status_code=e.status)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, e: RequestValidationError):

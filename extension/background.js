@@ -28,7 +28,7 @@ const state = {
   pending: new Map(),     // frame → { tabId, round, localFrame }
   lastFrame: new Map(),   // tabId → the last frame message, resent once a new connection opens
   tabs: new Set(),        // tabs whose content script is active on a game page
-  cells: null,            // Promise of Map(cell id → outer rings) for cellsModel, from GET /v1/model
+  cells: null,            // Promise of Map(cell id → { country, rings: outer rings }) for cellsModel, from GET /v1/model
   cellsLoaded: null,      // that Map, once loaded
   cellsModel: null,
   lastCapture: 0,
@@ -100,8 +100,11 @@ async function connect() {
     state.attempt = 0;
     setStatus("connected");
     state.pingTimer = setInterval(ping, PING_MS);
-    // the companion forgot everything if it restarted: send each tab's latest frame again
-    for (const [tabId, msg] of state.lastFrame) sendFrame(tabId, msg);
+    // the companion forgot everything if it restarted: send each tab's latest frame again, and tell the tab,
+    // whose latency readout then starts from now (the downtime is not the model's)
+    for (const [tabId, msg] of state.lastFrame) {
+      if (sendFrame(tabId, msg)) api.tabs.sendMessage(tabId, { type: "resent", round: msg.round, frame: msg.frame }).catch(() => {});
+    }
   };
   ws.onmessage = (event) => onServerMessage(event.data, () => { unauthorized = true; });
   ws.onclose = async (event) => {
@@ -209,7 +212,7 @@ async function loadCells() {
   for (const f of model.cells?.features || []) {
     const g = f.geometry || {};
     const polys = g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
-    cells.set(f.properties.id, polys.map((p) => p[0]));
+    cells.set(f.properties.id, { country: f.properties.country, rings: polys.map((p) => p[0]) });
   }
   return cells;
 }

@@ -7,7 +7,7 @@ Fixtures come in as plugins (below); helpers and constants are imported by name 
 from __future__ import annotations
 
 import pytest
-from paths import ADMIN1, SHARED, STREETVIEW
+from paths import ADMIN1, FIXTURES, SHARED, STREETVIEW
 
 pytest_plugins = ["companion_fixtures", "training_fixtures"]
 
@@ -19,3 +19,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "shared" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def fixture_images():
+    return FIXTURES

@@ -1,5 +1,5 @@
 """What the extension's browser tests and benchmark run against: a real companion process, a recording
-websocket relay in front of it, the local GeoGuessr-like site, and Debian Chromium with the extension loaded.
+websocket relay in front of it, and the local GeoGuessr-like site (the browsers: tests/browsers.py).
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from websockets.http11 import Response
 from websockets.sync.client import connect
 from websockets.sync.server import serve
 
+from tests.browsers import CHROMIUM, launch  # noqa: F401 - CHROMIUM: re-exported for the Chromium-only tests
+
 ROOT = Path(__file__).resolve().parent.parent
 EXTENSION = ROOT / "extension"
-CHROMIUM = Path(os.environ.get("LF_CHROMIUM", "/usr/bin/chromium"))
 DEFAULT_BUNDLE = ROOT / "companion" / "models" / "default"
 DEV_BUNDLE = ROOT / "work" / "dev-bundle"
 TOKEN = "e2e-token-5b1f"
@@ -120,6 +121,7 @@ class Relay:
 
     upstream: str
     port: int = 0
+    delay: float = 0.0        # seconds each prediction is held back (a companion that answers late)
     frames: list[Frame] = field(default_factory=list)
     controls: list[str] = field(default_factory=list)     # text messages from the extension (pings)
     replies: list[dict] = field(default_factory=list)
@@ -147,8 +149,12 @@ class Relay:
         def down():
             try:
                 for msg in upstream:
-                    self.replies.append(json.loads(msg))
-                    client.send(msg)
+                    reply = json.loads(msg)
+                    self.replies.append(reply)
+                    if self.delay and reply.get("type") == "prediction":
+                        threading.Timer(self.delay, _send_late, (client, msg)).start()
+                    else:
+                        client.send(msg)
             except ConnectionClosed:
                 pass
             finally:
@@ -194,6 +200,13 @@ class Relay:
             self._server.shutdown()
 
 
+def _send_late(client, msg) -> None:
+    try:
+        client.send(msg)
+    except ConnectionClosed:   # the page moved on meanwhile
+        pass
+
+
 # The shipped extension runs on www.geoguessr.com only; the local test site is served from loopback.
 LOCAL_SITES = ["http://127.0.0.1/*", "http://localhost/*"]
 
@@ -222,20 +235,27 @@ def extension_with_screenshots(dest: Path) -> Path:
 
 @contextmanager
 def browser(p, user_data_dir: Path, extension: Path, viewport=(1280, 720)):
-    """Headless Debian Chromium with the unpacked `extension` (a copy from `extension_for_tests`), from a
-    started sync Playwright `p`; yields (context, service worker)."""
-    ext = str(extension)
-    context = p.chromium.launch_persistent_context(
-        str(user_data_dir), headless=True, executable_path=str(CHROMIUM),
-        viewport={"width": viewport[0], "height": viewport[1]},
-        args=[f"--disable-extensions-except={ext}", f"--load-extension={ext}", "--no-sandbox",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--no-first-run", "--disable-quic"])
-    try:
-        worker = context.service_workers[0] if context.service_workers else context.wait_for_event("serviceworker")
+    """Chromium only, from a started sync Playwright `p`: yields (context, service worker). The interface
+    that runs a test in Chromium and Firefox is tests/browsers.py."""
+    with launch("chromium", user_data_dir, extension, p, viewport) as b:
+        yield b.context, b.worker
+
+
+@contextmanager
+def paired_browser(p, tmp_path_factory, ws_url: str):
+    """`browser` on a fresh test copy of the extension and profile, paired with the companion at `ws_url`."""
+    extension = extension_for_tests(tmp_path_factory.mktemp("extension"))
+    with browser(p, tmp_path_factory.mktemp("profile"), extension) as (context, worker):
+        set_options(worker, companionUrl=ws_url, token=TOKEN)
         yield context, worker
-    finally:
-        context.close()
+
+
+def playwright_session():
+    """A started sync Playwright, for a module fixture: `yield from playwright_session()`."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
 
 
 def set_options(worker, **settings) -> None:
@@ -301,12 +321,14 @@ def overlay_state(page) -> dict:
         round: host.dataset.lfRound || null,
         captureMs: host.dataset.lfCaptureMs ? Number(host.dataset.lfCaptureMs) : null,
         minimap: !q('minimap').hidden,
-        // pixels of the mini-map in the cells' red: the shaded cells are drawn
+        // pixels of the mini-map in the cells' amber (blended with the land, so not the pin's pure #f5a623)
         shadedPixels: (() => {
           const c = q('minimap').querySelector('canvas');
           const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
           let n = 0;
-          for (let i = 0; i < d.length; i += 4) if (d[i] > 170 && d[i + 1] < 150 && d[i + 2] < 160 && d[i] - d[i + 1] > 60) n++;
+          for (let i = 0; i < d.length; i += 4) {
+            if (d[i] > 150 && d[i] < 238 && d[i] - d[i + 2] > 90 && d[i + 1] > 60 && d[i + 1] < d[i] - 30) n++;
+          }
           return n;
         })(),
       };

@@ -116,7 +116,7 @@ def test_capture_leaves_out_overlays_that_land_after_hiding_and_the_mouse(tmp_pa
             game = site.start_game()
             page.goto(f"{site.url}/game/{game.id}")
             collector = Site(page, fast_config(site.url, tmp_path))
-            canvas = page.locator(collector.sel.panorama)
+            canvas = collector.loc("panorama")
             canvas.wait_for()
             page.mouse.move(40, 40)  # over the panorama, clear of the UI floating above it
             assert canvas.evaluate("c => c.matches(':hover')")

@@ -20,7 +20,7 @@ SCREENSHOT = SCREENSHOTS / "companion-ui.png"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian /usr/bin/chromium")]
 
-# pixels of the map in the cells' colour (rgba(255,176,0,a) over the dark map) and the red pin
+# pixels of the map in the cells' colour (amber rgba(245,166,35,a) over the dark map) and the amber pin (opaque)
 COUNT_PIXELS = """(id) => {
   const c = document.getElementById(id);
   const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
@@ -28,7 +28,7 @@ COUNT_PIXELS = """(id) => {
   for (let i = 0; i < d.length; i += 4) {
     const [r, g, b] = [d[i], d[i + 1], d[i + 2]];
     if (r > 120 && g > 70 && b < 60 && r > g) cells++;
-    if (r > 230 && g < 90 && b < 80) pin++;
+    if (Math.abs(r - 245) < 6 && Math.abs(g - 166) < 6 && b < 50) pin++;
   }
   return {cells, pin};
 }"""
@@ -115,7 +115,7 @@ def test_play_one_round_in_the_page(browser, main_server):
     assert page.text_content("#truth").startswith("It was ")
     assert page.locator("#human-answer li").count() == 5 and page.locator("#model-answer li").count() == 5
     assert page.locator("#scoreboard tbody tr").count() == 2
-    truth = page.evaluate(COUNT_PIXELS.replace("r > 230 && g < 90 && b < 80", "g > 150 && r < 90 && b < 110"), "play-map")
+    truth = page.evaluate(COUNT_PIXELS.replace("Math.abs(r - 245) < 6 && Math.abs(g - 166) < 6 && b < 50", "g > 180 && r < 90 && b > 120 && b < 170"), "play-map")
     assert truth["pin"] > 20  # the green truth pin is on the map
     scores = httpx.get(f"{main_server.http}/v1/play/scores", params={"player": "ui-player"}).json()
     assert scores["rounds"] == 1

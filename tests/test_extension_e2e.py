@@ -1,8 +1,11 @@
-"""The extension in a real headless Chromium, on the local GeoGuessr-like site, talking to a real companion.
+"""The extension in real headless browsers, Chromium and Firefox, on the local GeoGuessr-like site, talking to a
+real companion.
 
-One browser, one companion and one site for the module (starting them is most of the cost); the tests run
-in file order and each leaves the options as it found them. A recording relay sits between the extension
-and the companion where a test needs to see exactly what left the browser.
+Each test runs in both browsers (tests/browsers.py: Playwright for Chromium, WebDriver BiDi for Firefox).
+One companion and one site for the module, one browser and one recording relay per browser (starting them
+is most of the cost); the tests run in file order per browser and each leaves the options as it found them.
+The relay sits between the extension and the companion where a test needs to see exactly what left the
+browser.
 """
 
 from __future__ import annotations
@@ -17,20 +20,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.browsers import EXECUTABLES, launch
 from tests.extension_fixtures import (
-    CHROMIUM,
     ROOT,
     TOKEN,
     Companion,
     Relay,
-    browser,
     extension_for_tests,
     extension_with_screenshots,
     guess_and_next,
     model_bundle,
     open_game,
     overlay_state,
-    set_options,
+    playwright_session,
     sign_in_and_start,
     wait_for,
     wait_for_overlay,
@@ -39,7 +41,6 @@ from tests.geosite import GeoSite
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium at {CHROMIUM}"),
     pytest.mark.skipif(model_bundle() is None, reason="needs a model bundle (companion/models/default)"),
 ]
 
@@ -56,7 +57,8 @@ def companion():
 
 
 @pytest.fixture(scope="module")
-def relay(companion):
+def relay(companion, browser_name):
+    """One per browser: it records what left that browser only."""
     r = Relay(companion.ws_url).start()
     yield r
     r.stop()
@@ -70,27 +72,36 @@ def site():
 
 @pytest.fixture(scope="module")
 def playwright():
-    from playwright.sync_api import sync_playwright
+    yield from playwright_session()
 
-    with sync_playwright() as p:
-        yield p
+
+@pytest.fixture(scope="module", params=sorted(EXECUTABLES))
+def browser_name(request):
+    if not EXECUTABLES[request.param].exists():
+        pytest.skip(f"needs {request.param} at {EXECUTABLES[request.param]}")
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def chromium(playwright, tmp_path_factory, relay):
+def ext_browser(browser_name, playwright, tmp_path_factory, relay):
     extension = extension_for_tests(tmp_path_factory.mktemp("extension"))
-    with browser(playwright, tmp_path_factory.mktemp("chromium-profile"), extension) as (context, worker):
-        set_options(worker, companionUrl=relay.ws_url, token=TOKEN)
-        yield context, worker
+    with launch(browser_name, tmp_path_factory.mktemp(f"{browser_name}-profile"), extension, playwright) as b:
+        b.set_options(companionUrl=relay.ws_url, token=TOKEN)
+        yield b
 
 
 @pytest.fixture(scope="module")
-def game(chromium, site):
-    context, _ = chromium
-    page = context.new_page()
+def game(ext_browser, site):
+    page = ext_browser.new_page()
     sign_in_and_start(page, site)
     yield page
     page.close()
+
+
+def screenshot(page, browser_name: str, name: str) -> None:
+    """Chromium's picture keeps its name (the README shows it); Firefox's goes beside it."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / (f"{name}.png" if browser_name == "chromium" else f"{name}-{browser_name}.png")))
 
 
 def drawn_panorama(image, size) -> Image.Image:
@@ -111,7 +122,8 @@ def frames_of(relay, round_id):
     return [f for f in relay.frames if f.header["round"] == round_id]
 
 
-def test_overlay_shows_the_companions_answer_for_the_captured_frame(game, relay, companion, site, tmp_path):
+def test_overlay_shows_the_companions_answer_for_the_captured_frame(game, relay, companion, site, tmp_path,
+                                                                    browser_name):
     state = wait_for_overlay(game, timeout=20)
     assert len(state["countries"]) == 5 and state["light"] == "connected" and state["status"] == ""
     for c in state["countries"]:   # flag emoji = the two regional indicators of the ISO code
@@ -152,8 +164,7 @@ def test_overlay_shows_the_companions_answer_for_the_captured_frame(game, relay,
     assert game.locator('[data-qa="guess-marker"]').is_hidden()
     assert game.locator('[data-qa="perform-guess"]').is_disabled()
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    game.screenshot(path=str(SCREENSHOTS / "overlay.png"))
+    screenshot(game, browser_name, "overlay")
 
 
 def test_new_round_gives_a_new_prediction_and_a_pan_adds_a_view(game, relay):
@@ -188,9 +199,8 @@ def test_pixels_only(game, relay, site):
     assert site.answer_touches() == []
 
 
-def test_companion_stop_shows_not_running_and_restart_recovers(game, chromium, companion):
-    _, worker = chromium
-    set_options(worker, companionUrl=companion.ws_url)       # directly, without the relay
+def test_companion_stop_shows_not_running_and_restart_recovers(game, ext_browser, companion):
+    ext_browser.set_options(companionUrl=companion.ws_url)       # directly, without the relay
     before = wait_for(lambda: (s := overlay_state(game)) and s["light"] == "connected" and s, what="connected")
     companion.stop()
     down = wait_for(lambda: (s := overlay_state(game)) and s["light"] == "not_running" and s, timeout=10,
@@ -203,33 +213,66 @@ def test_companion_stop_shows_not_running_and_restart_recovers(game, chromium, c
     assert len(after["countries"]) == 5 and game.evaluate("performance.getEntriesByType('navigation').length") == 1
 
 
-def test_wrong_token_says_so(game, chromium, relay):
-    _, worker = chromium
-    set_options(worker, token="not-the-token")
+def test_wrong_token_says_so(game, ext_browser, relay):
+    ext_browser.set_options(token="not-the-token")
     state = wait_for(lambda: (s := overlay_state(game)) and s["light"] == "wrong_token" and s, timeout=10,
                      what="'wrong token'")
     assert "Wrong token" in state["status"] and "options" in state["status"]
-    set_options(worker, token=TOKEN, companionUrl=relay.ws_url)
+    ext_browser.set_options(token=TOKEN, companionUrl=relay.ws_url)
     wait_for(lambda: overlay_state(game)["light"] == "connected", timeout=15, what="reconnection")
 
 
-def test_hotkey_command_toggles_the_overlay(game, chromium):
-    _, worker = chromium
-    commands = worker.evaluate("chrome.commands.getAll()")
-    toggle = next(c for c in commands if c["name"] == "toggle-overlay")
+def test_options_page_saves_the_token_and_checks_the_companion(game, ext_browser, relay, browser_name):
+    """The player's way to pair: the options page (reached at the extension's own URL, as its toolbar icon
+    opens it) shows the saved settings and whether the companion answers; a saved wrong token reaches the
+    game tab as 'wrong token', the right one reconnects it."""
+    options = ext_browser.open_options()
+    try:
+        options.wait_for_selector('#connection[data-state]:not([data-state="busy"])')
+        assert options.evaluate("document.getElementById('companionUrl').value") == relay.ws_url
+        assert options.evaluate("document.getElementById('token').value") == TOKEN
+        assert "token are right" in options.evaluate("document.getElementById('connection').textContent")
+        assert options.evaluate("document.getElementById('hotkey').textContent") in ("Alt+Shift+L", "⌥⇧L")
+
+        def save(token: str) -> None:
+            options.fill("#token", token)
+            options.click("#save")
+            options.wait_for_selector("#saved:not(:empty)")
+
+        save("not-the-token")
+        wait_for(lambda: overlay_state(game)["light"] == "wrong_token", timeout=10, what="'wrong token' in the game tab")
+        assert ext_browser.in_extension("async () => (await LF.loadSettings()).token") == "not-the-token"
+        save(TOKEN)
+        wait_for(lambda: overlay_state(game)["light"] == "connected", timeout=20, what="reconnection")
+        options.evaluate("scrollTo(0, 0)")
+        screenshot(options, browser_name, "options")
+        # a URL that is not a websocket is refused in the page itself
+        options.fill("#companionUrl", "http://127.0.0.1:1/ws")
+        options.click("#save")
+        options.wait_for_selector('#connection[data-state="bad"]')
+        assert "ws://" in options.evaluate("document.getElementById('connection').textContent")
+    finally:
+        options.close()
+        ext_browser.set_options(companionUrl=relay.ws_url, token=TOKEN)
+        game.bring_to_front()
+    wait_for(lambda: overlay_state(game)["light"] == "connected", timeout=20, what="reconnection")
+
+
+def test_hotkey_command_toggles_the_overlay(game, ext_browser):
+    toggle = next(c for c in ext_browser.commands() if c["name"] == "toggle-overlay")
     assert toggle["shortcut"] in ("Alt+Shift+L", "⌥⇧L")
     game.bring_to_front()
-    worker.evaluate("lfToggleOverlay()")
+    ext_browser.toggle_overlay()
     wait_for(lambda: not overlay_state(game)["visible"], timeout=5, what="overlay hidden")
-    worker.evaluate("lfToggleOverlay()")
+    ext_browser.toggle_overlay()
     wait_for(lambda: overlay_state(game)["visible"], timeout=5, what="overlay shown")
 
 
-def test_screenshot_fallback_hides_the_ui_and_crops_to_the_panorama(playwright, tmp_path, site, relay):
+def test_screenshot_fallback_hides_the_ui_and_crops_to_the_panorama(browser_name, playwright, tmp_path, site, relay):
     extension = extension_with_screenshots(tmp_path / "extension")
-    with browser(playwright, tmp_path / "profile", extension) as (context, worker):
-        set_options(worker, companionUrl=relay.ws_url, token=TOKEN, captureMode="tab")
-        page = open_game(context, site)
+    with launch(browser_name, tmp_path / "profile", extension, playwright) as b:
+        b.set_options(companionUrl=relay.ws_url, token=TOKEN, captureMode="tab")
+        page = open_game(b, site)
         state = wait_for_overlay(page, timeout=30)
         shot = Image.open(io.BytesIO(frames_of(relay, state["round"])[0].image)).convert("RGB")
         assert shot.size == (1280, 720)
@@ -243,27 +286,27 @@ def test_screenshot_fallback_hides_the_ui_and_crops_to_the_panorama(playwright, 
             assert np.abs(a - b).mean() < 12, box
 
 
-def test_battle_royale_rounds_are_followed_with_more_countries(chromium, site):
-    context, worker = chromium
-    set_options(worker, topK=8)     # more than the companion's default of 5: the frame header asks for them
-    page = open_game(context, site, "battle-royale")
+def test_battle_royale_rounds_are_followed_with_more_countries(ext_browser, site):
+    # more than the companion's default of 5: the frame header asks for them (battle royale is competitive:
+    # the player turns the assistant on for it)
+    ext_browser.set_options(topK=8, modes={"battle-royale": True})
+    page = open_game(ext_browser, site, "battle-royale")
     try:
         first = wait_for_overlay(page, timeout=15)
         second = wait_for_overlay(page, new_round_than=first["round"], timeout=15)
         assert len(second["countries"]) == 8
     finally:
-        set_options(worker, topK=5)
+        ext_browser.set_options(topK=5, modes={})
         page.close()
 
 
-def test_panorama_not_found_is_reported(chromium, site):
-    context, worker = chromium
-    set_options(worker, selectors={"panorama": ['[data-qa="street-view-that-moved"]']})
-    page = open_game(context, site)
+def test_panorama_not_found_is_reported(ext_browser, site):
+    ext_browser.set_options(selectors={"panorama": ['[data-qa="street-view-that-moved"]']})
+    page = open_game(ext_browser, site)
     try:
         state = wait_for(lambda: (s := overlay_state(page)) and s["light"] == "no_panorama" and s, timeout=10,
                          what="'panorama not found'")
         assert "Panorama not found" in state["status"] and not state["countries"]
     finally:
-        set_options(worker, selectors={})
+        ext_browser.set_options(selectors={})
         page.close()

@@ -9,14 +9,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
+from contextlib import contextmanager
 
 import pytest
 
+from tests import bidi
+from tests.browsers import CHROMIUM, EXECUTABLES
 from tests.geosite import GeoSite
 from tests.geosite.server import CountryLookup
-
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 class Client:
@@ -166,16 +166,36 @@ def test_country_lookup(lat, lng, code):
     assert CountryLookup()(lat, lng)[0] == code
 
 
-@pytest.mark.e2e
-@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium at {CHROMIUM}")
-def test_the_site_needs_preserve_drawing_buffer_which_the_extension_forces(site):
-    """Without the extension the site's WebGL frame cannot be read back once shown (as on the real site)."""
-    from playwright.sync_api import sync_playwright
+@contextmanager
+def plain_page(name: str, tmp_path):
+    """A tab of `name`'s headless browser without the extension."""
+    if name == "chromium":
+        from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        b = p.chromium.launch(headless=True, executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        page = b.new_page(viewport={"width": 800, "height": 450})
-        page.context.add_cookies([{"name": "_ncfa", "value": site.new_session(), "url": site.url}])
+        with sync_playwright() as p:
+            b = p.chromium.launch(headless=True, executable_path=str(CHROMIUM), args=["--no-sandbox"])
+            page = b.new_page(viewport={"width": 800, "height": 450})
+            try:
+                yield page, page.context.add_cookies
+            finally:
+                b.close()
+    else:
+        ff = bidi.Firefox(tmp_path / "profile", "none@example.org", viewport=(800, 450)).start()
+        try:
+            yield ff.new_page(), ff.add_cookies
+        finally:
+            ff.stop()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", sorted(EXECUTABLES))
+def test_the_site_needs_preserve_drawing_buffer_which_the_extension_forces(site, name, tmp_path):
+    """Without the extension the site's WebGL frame cannot be read back once shown (as on the real site),
+    in either browser."""
+    if not EXECUTABLES[name].exists():
+        pytest.skip(f"needs {name} at {EXECUTABLES[name]}")
+    with plain_page(name, tmp_path) as (page, add_cookies):
+        add_cookies([{"name": "_ncfa", "value": site.new_session(), "url": site.url}])
         page.goto(site.url + "/maps/world")
         page.get_by_text("Play", exact=True).click()
         page.get_by_text("Start game").click()
@@ -187,5 +207,4 @@ def test_the_site_needs_preserve_drawing_buffer_which_the_extension_forces(site)
             const d = x.getImageData(0, 0, 64, 36).data; let s = 0, s2 = 0;
             for (let i = 0; i < d.length; i += 4) { s += d[i]; s2 += d[i] * d[i]; }
             const n = d.length / 4; return Math.sqrt(s2 / n - (s / n) ** 2); }""")
-        b.close()
     assert std < 1, "the site's canvas should read back blank without preserveDrawingBuffer"

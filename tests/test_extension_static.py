@@ -58,7 +58,7 @@ NETWORK_CALL = re.compile(r"\b(?:fetch|new\s+WebSocket|new\s+EventSource)\s*\(\s
 NETWORK_TARGETS = {
     "content/": ("LF.api.runtime.getURL(",),                       # the extension's own files
     "background.js": ("`${LF.httpBase(", "url.href", "dataUrl"),   # the companion (options' URL), the screenshot
-    "options/": ("`${url.origin}/v1/",),                           # the companion's health, from the URL typed in
+    "options/": ("`${url.origin}/v1/", "probe.href"),              # the companion (health, the token probe), from the URL typed in
 }
 
 

@@ -58,19 +58,24 @@ async def guess(request: Request, play: Game, ctx: Ctx):
         raise ApiError(404, "bad_message", f"no round {body.round!r}")
     if await ctx.run(play.scores.answered, body.round):
         raise ApiError(409, "bad_message", "this round has been answered already")
-    codes = []
-    for g in body.guesses:
-        code = play.country_code(g)
-        if code is None:
-            raise ApiError(400, "bad_message", f"unknown country {g!r}: type a name or an ISO code")
-        if code in codes:
-            raise ApiError(400, "bad_message", f"{play.names[code]} is guessed twice")
-        codes.append(code)
-    model_guesses = await ctx.run(play.model_countries, im)
+    # every bad entry is named at once, by position (`entries`, 0-based), so the page can mark them
+    # and keep the rest as typed
+    codes = [play.country_code(g) for g in body.guesses]
+    unknown = [i for i, c in enumerate(codes) if c is None]
+    if unknown:
+        listed = ", ".join(repr(body.guesses[i]) for i in unknown)
+        what = "country" if len(unknown) == 1 else "countries"
+        raise ApiError(400, "bad_message", f"unknown {what} {listed}: type a name or an ISO code", entries=unknown)
+    twice = [i for i, c in enumerate(codes) if c in codes[:i]]
+    if twice:
+        raise ApiError(400, "bad_message", f"{play.names[codes[twice[0]]]} is guessed twice", entries=twice)
+    pred = await ctx.run(play.model_prediction, im)
     try:
-        return await ctx.run(play.guess, body.round, codes, model_guesses)
+        answer = await ctx.run(play.guess, body.round, codes, [c.code for c in pred.countries])
     except AlreadyAnswered:  # two answers to one round raced
         raise ApiError(409, "bad_message", "this round has been answered already") from None
+    # the model's pin and cells, for the result map beside the truth
+    return answer | {"model_point": pred.point.model_dump(), "model_cells": [c.model_dump() for c in pred.cells]}
 
 
 @router.get("/scores")

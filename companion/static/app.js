@@ -15,13 +15,17 @@ const TOKEN = (() => {
 if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", location.pathname + location.hash);
 const $ = (id) => document.getElementById(id);
 const pct = (p) => (100 * p).toFixed(1) + "%";
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+// the product's palette (style.css's :root, and the extension's overlay)
+const COLORS = { sea: "#181d24", land: "#303641", border: "#474f5c", cell: "245,166,35", pin: "#f5a623",
+  truth: "#3ecf8e", player: "76,154,255", outline: "#14171c" };
 const state = { world: null, cells: null, names: {}, round: null };
 
 async function api(path, options = {}) {
   const headers = Object.assign({ "X-LF-Token": TOKEN }, options.headers || {});
   const res = await fetch(path, Object.assign({}, options, { headers }));
   const body = await res.json().catch(() => ({ message: res.statusText }));
-  if (!res.ok) throw new Error(body.message || res.statusText);
+  if (!res.ok) throw Object.assign(new Error(body.message || res.statusText), { body });
   return body;
 }
 
@@ -47,16 +51,18 @@ function geometryPolygons(geom) {
   return [];
 }
 
-function drawMap(canvas, { cells = [], point = null, truth = null } = {}) {
+// Draws the world, then (each optional) the model's cells (amber by probability), the countries the player
+// guessed (blue outlines, the first filled), the model's point (amber pin) and the true location (green pin).
+function drawMap(canvas, { cells = [], point = null, truth = null, player = [] } = {}) {
   const ctx = canvas.getContext("2d");
-  ctx.fillStyle = "#0b2540";
+  ctx.fillStyle = COLORS.sea;
   ctx.fillRect(0, 0, canvas.width, canvas.height);
   ctx.strokeStyle = "rgba(255,255,255,0.06)";
   for (let lng = -150; lng < 180; lng += 30) { const [x] = project(canvas, lng, 0); ctx.beginPath(); ctx.moveTo(x, 0); ctx.lineTo(x, canvas.height); ctx.stroke(); }
   for (let lat = -60; lat < 90; lat += 30) { const [, y] = project(canvas, 0, lat); ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(canvas.width, y); ctx.stroke(); }
   if (state.world) {
-    ctx.fillStyle = "#2a3b2e";
-    ctx.strokeStyle = "#4d6552";
+    ctx.fillStyle = COLORS.land;
+    ctx.strokeStyle = COLORS.border;
     ctx.lineWidth = 0.6;
     for (const c of state.world.countries) {
       for (const poly of c.polygons) {
@@ -75,8 +81,9 @@ function drawMap(canvas, { cells = [], point = null, truth = null } = {}) {
       const rel = c.p / pmax;
       if (rel < 0.005) continue;  // a shaded cell should mean a plausible one
       const a = 0.15 + 0.75 * Math.sqrt(rel);
-      ctx.fillStyle = `rgba(255,176,0,${a.toFixed(3)})`;
-      ctx.strokeStyle = "rgba(255,210,90,0.9)";
+      ctx.fillStyle = `rgba(${COLORS.cell},${a.toFixed(3)})`;
+      ctx.strokeStyle = `rgba(${COLORS.cell},0.6)`;
+      ctx.lineWidth = 0.6;
       for (const poly of geometryPolygons(feature.geometry)) {
         ctx.beginPath();
         tracePolygon(ctx, canvas, poly);
@@ -85,21 +92,39 @@ function drawMap(canvas, { cells = [], point = null, truth = null } = {}) {
       }
     }
   }
+  // over the cells, so the player's answer stays readable where the model agrees
+  if (player.length && state.world) {
+    const byCode = new Map(state.world.countries.map((c) => [c.code, c]));
+    player.forEach((code, i) => {
+      ctx.fillStyle = `rgba(${COLORS.player},${i === 0 ? 0.3 : 0})`;
+      ctx.strokeStyle = `rgba(${COLORS.player},0.95)`;
+      ctx.lineWidth = i === 0 ? 2 : 1.2;
+      for (const poly of (byCode.get(code) || { polygons: [] }).polygons) {
+        ctx.beginPath();
+        tracePolygon(ctx, canvas, poly);
+        ctx.fill("evenodd");
+        ctx.stroke();
+      }
+    });
+  }
   const pin = (p, color) => {
     const [x, y] = project(canvas, p.lng, p.lat);
     ctx.beginPath();
-    ctx.arc(x, y, 5, 0, 2 * Math.PI);
+    ctx.arc(x, y, 6, 0, 2 * Math.PI);
     ctx.fillStyle = color;
     ctx.fill();
-    ctx.lineWidth = 2;
-    ctx.strokeStyle = "#fff";
+    ctx.lineWidth = 2.5;
+    ctx.strokeStyle = COLORS.outline;
     ctx.stroke();
   };
-  if (point) pin(point, "#ff3b30");
-  if (truth) pin(truth, "#3fb950");
+  if (point) pin(point, COLORS.pin);
+  if (truth) pin(truth, COLORS.truth);
 }
 
 // ---- Predict ----
+// the overlay's words for the reply's `confidence` (of the top country, from its calibrated p)
+const LEVEL_TEXT = { confident: "Confident", likely: "Likely", unsure: "Not sure — top guesses" };
+
 function bars(list, items, label) {
   list.replaceChildren(...items.map((it) => {
     const li = document.createElement("li");
@@ -126,6 +151,9 @@ async function predict(file) {
   setStatus("status", "Thinking…");
   try {
     const pred = await api("/v1/predict", { method: "POST", body: file, headers: { "Content-Type": file.type } });
+    $("verdict").textContent = LEVEL_TEXT[pred.confidence] || "";
+    $("verdict").dataset.level = pred.confidence || "";
+    $("countries").className = `bars ${pred.confidence === "unsure" ? "unsure" : "sure"}`;
     bars($("countries"), pred.countries, (c) => `${c.name} (${c.code})`);
     bars($("regions"), pred.regions, (r) => `${r.name}, ${r.country}`);
     $("point").textContent = `Point: ${pred.point.lat.toFixed(3)}, ${pred.point.lng.toFixed(3)}`;
@@ -152,8 +180,9 @@ async function newRound() {
     $("play-image").hidden = false;
     $("guess-form").hidden = false;
     $("play-result").hidden = true;
-    $("play-left").textContent = `${r.remaining} of ${r.total} images left`;
-    for (const input of $("guess-inputs").querySelectorAll("input")) input.value = "";
+    $("play-legend").hidden = true;
+    $("play-left").textContent = `${r.remaining} of ${plural(r.total, "image")} left`;
+    for (const input of $("guess-inputs").querySelectorAll("input")) { input.value = ""; markInvalid(input, false); }
     $("guess-inputs").querySelector("input").focus();
     setStatus("play-status", "");
     drawMap($("play-map"));
@@ -171,9 +200,17 @@ function answerList(list, items) {
   }));
 }
 
+function markInvalid(input, bad) {
+  input.classList.toggle("invalid", bad);
+  if (bad) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+}
+
 async function submitGuess(ev) {
   ev.preventDefault();
-  const guesses = [...$("guess-inputs").querySelectorAll("input")].map((i) => i.value.trim()).filter(Boolean);
+  const all = [...$("guess-inputs").querySelectorAll("input")];
+  all.forEach((i) => markInvalid(i, false));
+  const inputs = all.filter((i) => i.value.trim());
+  const guesses = inputs.map((i) => i.value.trim());
   if (!guesses.length) { setStatus("play-status", "Type at least one country.", true); return; }
   try {
     const r = await api("/v1/play/guess", { method: "POST", headers: { "Content-Type": "application/json" },
@@ -184,10 +221,16 @@ async function submitGuess(ev) {
     const row = (who, s) => `<tr><td>${who}</td><td>${pct(s.top1)}</td><td>${pct(s.top3)}</td><td>${pct(s.top5)}</td></tr>`;
     $("scoreboard").tBodies[0].innerHTML = row("you", r.score.human) + row("model", r.score.model);
     $("play-result").hidden = false;
+    $("play-legend").hidden = false;
     $("guess-form").hidden = true;
-    setStatus("play-status", `${r.score.rounds} rounds played`);
-    drawMap($("play-map"), { truth: { lat: r.truth.lat, lng: r.truth.lng } });
+    setStatus("play-status", `${plural(r.score.rounds, "round")} played`);
+    drawMap($("play-map"), { truth: { lat: r.truth.lat, lng: r.truth.lng }, point: r.model_point, cells: r.model_cells,
+      player: r.guesses.map((g) => g.code) });
   } catch (e) {
+    // the entries stay as typed; the ones the server named are marked, the first focused for a fix
+    const bad = (e.body && e.body.entries) || [];
+    bad.forEach((k) => inputs[k] && markInvalid(inputs[k], true));
+    if (bad.length && inputs[bad[0]]) inputs[bad[0]].focus();
     setStatus("play-status", "Error: " + e.message, true);
   }
 }

@@ -1,13 +1,17 @@
 """The collector's settings: one dataclass tree, loadable from JSON, overridable from the CLI.
 
-The site has no stable ids for its menus, so games are started by clicking visible texts
-(`ModeConfig.steps`); in-game elements use the site's `data-qa` hooks (`Selectors`). Both are data,
-so a site redesign is a JSON edit, not a code change.
+In-game elements are found by the hooks maintained GeoGuessr tools rely on
+(../shared/reference/geoguessr-dom.md): each `Selectors` field is a list tried in order, the `data-qa`
+hook first, Google's `canvas.widget-scene-canvas`, then CSS-module classes by prefix (`.name__*`, never
+the hash that changes with every deploy). A game is started from its page's URL by `data-qa` buttons;
+the visible English texts clicked from the home page (`ModeConfig.text_steps`) are the last resort. All of
+it is data, so a site redesign is a JSON edit, not a code change.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,23 +30,43 @@ MODES = ("singleplayer", "br-countries")
 
 @dataclass
 class ModeConfig:
-    steps: list[str] = field(default_factory=list)  # visible texts clicked in order from the home page
+    start_path: str = "/"  # the page the steps start from
+    # each step: selectors tried in order, the first visible one is clicked; a plain string is a visible text
+    steps: list[list[str] | str] = field(default_factory=list)
+    text_steps: list[str] = field(default_factory=list)  # last resort: visible texts clicked from the home page
     game_url: str = r"/game/([^/?#]+)"  # regex on the game page's URL; group 1 is the game id
+
+
+_PREFIX = re.compile(r"\.([A-Za-z0-9_-]+)\*")
+
+
+def expand_selector(selector: str) -> str:
+    """`.game_canvas__*` → any element with a class beginning `game_canvas__` (as the extension's selectors)."""
+    return _PREFIX.sub(lambda m: f':is([class^="{m.group(1)}"],[class*=" {m.group(1)}"])', selector)
+
+
+def _sel(*alternatives: str):
+    return field(default_factory=lambda: list(alternatives))
 
 
 @dataclass
 class Selectors:
-    cookie_accept: str = "#onetrust-accept-btn-handler"
-    email: str = "input[name=email]"
-    password: str = "input[name=password]"
-    login_submit: str = "button[type=submit]"
-    panorama: str = "[data-qa=panorama] canvas"
-    round_number: str = "[data-qa=round-number]"
-    guess_map: str = "[data-qa=guess-map]"
-    guess_button: str = "[data-qa=perform-guess]"
-    correct_location: str = "[data-qa=correct-location]"
-    next_round: str = "[data-qa=close-round-result]"
-    round_country: str = "[data-qa=round-result-country]"
+    """Each a list of selectors tried in order (a plain string in a JSON config is a list of one)."""
+
+    cookie_accept: list[str] = _sel("#onetrust-accept-btn-handler")
+    email: list[str] = _sel("input[name=email]")
+    password: list[str] = _sel("input[name=password]")
+    login_submit: list[str] = _sel("button[type=submit]")
+    panorama: list[str] = _sel("[data-qa=panorama] canvas.widget-scene-canvas", "canvas.widget-scene-canvas",
+                               ".game-panorama_panorama__* canvas", ".game_canvas__* canvas")
+    round_number: list[str] = _sel("[data-qa=round-number]")
+    guess_map: list[str] = _sel("[data-qa=guess-map]", ".guess-map_guessMap__*", ".game_guessMap__*")
+    guess_button: list[str] = _sel("[data-qa=perform-guess]")
+    # The correct location's coordinates as text: the local site's results screen writes them out; the real
+    # one shows a pin (`correct-location-marker`) only, so on geoguessr.com this needs a config of its own.
+    correct_location: list[str] = _sel("[data-qa=correct-location]")
+    next_round: list[str] = _sel("[data-qa=close-round-result]")
+    round_country: list[str] = _sel("[data-qa=round-result-country]")
     rate_limit_text: str = "Too many requests"
 
 
@@ -76,10 +100,16 @@ class CollectConfig:
     modes: dict[str, ModeConfig] = field(
         default_factory=lambda: {
             "singleplayer": ModeConfig(
-                steps=["Singleplayer", "World", "Play", "Start game"], game_url=r"/game/([^/?#]+)"
+                start_path="/maps/world",
+                steps=[["[data-qa=play-map]", 'text="Play"'], ["[data-qa=start-game-button]", 'text="Start game"']],
+                text_steps=["Singleplayer", "World", "Play", "Start game"],
+                game_url=r"/game/([^/?#]+)",
             ),
             "br-countries": ModeConfig(
-                steps=["Multiplayer", "Battle Royale Countries", "Join"], game_url=r"/battle-royale/([^/?#]+)"
+                start_path="/battle-royale",
+                steps=[["[data-qa=join-game]", 'text="Join"']],
+                text_steps=["Multiplayer", "Battle Royale Countries", "Join"],
+                game_url=r"/battle-royale/([^/?#]+)",
             ),
         }
     )
@@ -140,6 +170,8 @@ def _build(cls, d: dict):
         current = getattr(defaults, name)
         if is_dataclass(current):
             value = _build(type(current), value)
+        elif isinstance(current, list) and cls is Selectors and isinstance(value, str):
+            value = [value]
         elif name == "modes":
             value = {**current, **{k: _build(ModeConfig, v) for k, v in value.items()}}
         elif name in ("out", "storage_state") and value is not None:

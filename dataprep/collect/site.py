@@ -1,5 +1,6 @@
-"""What a player does on the site, one Playwright page at a time: sign in, start a game by visible
-text, capture the panorama, guess, and read what the results screen shows after the guess.
+"""What a player does on the site, one Playwright page at a time: sign in, start a game (from its page's
+URL by `data-qa` buttons, else by visible text from the home page), capture the panorama, guess, and read
+what the results screen shows after the guess. Elements are found by `Selectors` lists, first match wins.
 
 Every wait here is bounded (`Timeouts`) and calls `beat()` at least every few seconds, so the
 supervisor can tell a slow round from a hung browser.
@@ -7,6 +8,7 @@ supervisor can tell a slow round from a hung browser.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import time
@@ -18,7 +20,7 @@ from urllib.parse import urljoin, urlsplit
 from playwright.sync_api import Locator, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from .config import CollectConfig, ModeConfig
+from .config import CollectConfig, ModeConfig, expand_selector
 from .frames import Frame
 
 CHUNK_S = 5.0  # longest single wait between heartbeats
@@ -162,12 +164,33 @@ class Site:
         page.on("response", self._on_response)
         # The banner may appear at any time (it is injected late on the real site): whenever it
         # covers something we click, Playwright accepts it first.
-        page.add_locator_handler(page.locator(self.sel.cookie_accept), lambda btn: btn.click())
+        page.add_locator_handler(self.any("cookie_accept"), lambda btn: btn.click())
 
     def _on_response(self, response) -> None:
         if response.status == 429:
             self.saw_429 = True
             self.retry_after = parse_retry_after(response.headers.get("retry-after"))
+
+    def any(self, hook: str, visible: bool = False) -> Locator:
+        """Every element any of `hook`'s selectors matches (a `Selectors` field name, or a list of selectors)."""
+        locators = self._locators(hook, visible)
+        union = locators[0]
+        for other in locators[1:]:
+            union = union.or_(other)
+        return union
+
+    def loc(self, hook: str, visible: bool = False) -> Locator:
+        """The first match of the first of `hook`'s selectors that matches now; when none does yet, the first
+        match of any (to wait for)."""
+        for locator in self._locators(hook, visible):
+            if locator.count():
+                return locator.first
+        return self.any(hook, visible).first
+
+    def _locators(self, hook, visible: bool) -> list[Locator]:
+        selectors = getattr(self.sel, hook) if isinstance(hook, str) else hook
+        locators = [self.page.locator(expand_selector(s)) for s in selectors]
+        return [x.filter(visible=True) for x in locators] if visible else locators
 
     def url(self, path: str) -> str:
         return urljoin(self.cfg.base_url.rstrip("/") + "/", path.lstrip("/"))
@@ -208,7 +231,7 @@ class Site:
         return path.rstrip("/").startswith(self.cfg.signin_path.rstrip("/"))
 
     def accept_cookies(self) -> None:
-        btn = self.page.locator(self.sel.cookie_accept).first
+        btn = self.loc("cookie_accept")
         if btn.is_visible():
             btn.dispatch_event("click")  # not .click(): the locator handler would take that click first
 
@@ -216,9 +239,9 @@ class Site:
         if not self.on_signin():
             self.goto(self.cfg.signin_path)
         self.accept_cookies()
-        self.page.locator(self.sel.email).first.fill(email)
-        self.page.locator(self.sel.password).first.fill(password)
-        self.page.locator(self.sel.login_submit).first.click()
+        self.loc("email").fill(email)
+        self.loc("password").fill(password)
+        self.loc("login_submit").click()
         try:
             self.page.wait_for_url(lambda url: not self.on_signin(url), timeout=self.t.action_s * 1000)
         except PlaywrightTimeout:
@@ -232,36 +255,47 @@ class Site:
 
     # -- a game -------------------------------------------------------------------------------
     def start_game(self, mode: ModeConfig) -> str:
-        """Home page, then click each visible text in turn; returns the game id from the URL."""
+        """Open the mode's page and click its steps; when a step is not there (the site changed), the last
+        resort: the visible texts from the home page. Returns the game id from the URL."""
         self.saw_429, self.retry_after = False, None
-        self.goto("/")
+        try:
+            return self._start(mode.start_path, mode.steps, mode)
+        except NavigationError:
+            if not mode.text_steps:
+                raise
+        return self._start("/", mode.text_steps, mode)
+
+    def _start(self, path: str, steps: list[list[str] | str], mode: ModeConfig) -> str:
+        self.goto(path)
         if self.on_signin():
             raise LoggedOut("the session has expired")
-        for text in mode.steps:
-            target = self.page.get_by_text(text, exact=True).filter(visible=True).first
+        for step in steps:
+            # a plain string is a visible text, matched exactly
+            alternatives = [step] if isinstance(step, str) else step
+            selectors = [f"text={json.dumps(a)}" for a in alternatives] if isinstance(step, str) else alternatives
             try:
-                self.wait(target.or_(self.rate_limit_text()).first, self.t.action_s)
+                self.wait(self.any(selectors, visible=True).or_(self.rate_limit_text()).first, self.t.action_s)
             except PlaywrightTimeout:
-                raise NavigationError(f"no visible {text!r} on {self.page.url}") from None
+                raise NavigationError(f"none of {alternatives} visible on {self.page.url}") from None
             self.check_rate_limit()
-            target.click()
+            self.loc(selectors, visible=True).click()
         pattern = re.compile(mode.game_url)
         try:
-            self.wait(self.page.locator(self.sel.panorama).or_(self.rate_limit_text()).first, self.t.action_s)
+            self.wait(self.any("panorama").or_(self.rate_limit_text()).first, self.t.action_s)
             self.check_rate_limit()
             self.page.wait_for_url(pattern)
         except PlaywrightTimeout:
-            raise NavigationError(f"no game page after {' > '.join(mode.steps)} (at {self.page.url})") from None
+            raise NavigationError(f"no game page after {path} > {steps} (at {self.page.url})") from None
         self.check_rate_limit()
         return pattern.search(self.page.url).group(1)
 
     def round_number(self) -> tuple[int, int]:
-        counter = self.page.locator(self.sel.round_number).first
+        counter = self.loc("round_number")
         self.wait(counter, self.t.action_s)
         return parse_round(counter.inner_text())
 
     def wait_round_after(self, round_no: int, total_s: float) -> None:
-        moved_on = self.page.locator(self.sel.round_number).filter(has_not_text=re.compile(rf"(?<!\d){round_no}\s*/"))
+        moved_on = self.any("round_number").filter(has_not_text=re.compile(rf"(?<!\d){round_no}\s*/"))
         self.wait(moved_on.first, total_s)
 
     # -- the panorama -------------------------------------------------------------------------
@@ -272,7 +306,7 @@ class Site:
         round change, while the old image may still be up — different from the previous round's.
         Reads follow each other directly (each screenshot waits for a fresh frame), so no fixed sleep.
         """
-        canvas = self.page.locator(self.sel.panorama).first
+        canvas = self.loc("panorama")
         self.wait(canvas, self.t.action_s)
         # Off the page: a panorama may fill the window, leaving no point on the page that is off it
         # (and a street view draws its hover cursor into the canvas, where CSS cannot hide it).
@@ -311,7 +345,7 @@ class Site:
     # -- after the round ------------------------------------------------------------------------
     def guess_and_read(self) -> tuple[float, float]:
         """Place an arbitrary guess, then read the correct location off the results screen."""
-        guess_map = self.page.locator(self.sel.guess_map).first
+        guess_map = self.loc("guess_map")
         guess_map.hover()  # the real guess map grows on hover: measure it afterwards
         box = guess_map.bounding_box()
         if box is None:
@@ -319,17 +353,17 @@ class Site:
         self.page.mouse.click(
             box["x"] + box["width"] * random.uniform(0.3, 0.7), box["y"] + box["height"] * random.uniform(0.3, 0.7)
         )
-        self.page.locator(self.sel.guess_button).first.click()
-        result = self.page.locator(self.sel.correct_location).first
+        self.loc("guess_button").click()
+        result = self.any("correct_location").first
         self.wait(result, self.t.action_s)
         return parse_latlng(result.inner_text())
 
     def next_round(self, round_no: int) -> None:
-        self.page.locator(self.sel.next_round).first.click()
+        self.loc("next_round").click()
         self.wait_round_after(round_no, self.t.action_s)
 
     def read_country(self) -> tuple[str, str]:
         """Spectating battle royale: wait for the round's result banner, read its country."""
-        banner = self.page.locator(self.sel.round_country).first
+        banner = self.any("round_country").first
         self.wait(banner, self.t.br_round_s)
         return parse_country(banner.inner_text())

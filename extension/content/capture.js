@@ -88,9 +88,13 @@ LF.Capture = class Capture {
   }
 };
 
-LF.blobToBase64 = async function blobToBase64(blob) {
-  const bytes = new Uint8Array(await blob.arrayBuffer());
-  let bin = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(bin);
+// Through FileReader, not blob.arrayBuffer(): in a Firefox content script the canvas's blob belongs to the
+// page, and typed-array methods on its buffer throw "Permission denied to access property constructor".
+LF.blobToBase64 = function blobToBase64(blob) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).split(",", 2)[1]);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(blob);
+  });
 };

@@ -20,11 +20,14 @@ LF.findFirst = function findFirst(selectors, root = document) {
   return null;
 };
 
-// The panorama's canvas: the element itself, or the largest visible canvas inside it.
+// The panorama's canvas: the element itself, else Google's street-view canvas inside it, else the largest
+// canvas inside it.
 LF.findPanoramaCanvas = function findPanoramaCanvas(selectors) {
   const root = LF.findFirst(selectors);
   if (!root) return null;
   if (root instanceof HTMLCanvasElement) return root;
+  const scene = root.querySelector("canvas.widget-scene-canvas");
+  if (scene) return scene;
   let best = null;
   let bestArea = 0;
   for (const c of root.querySelectorAll("canvas")) {
@@ -38,14 +41,59 @@ LF.findPanoramaCanvas = function findPanoramaCanvas(selectors) {
   return best;
 };
 
-// "Round 2 / 5" → "2/5"; anything else with a digit → its digits; no counter → null.
+// The round box's second child reads "N / 5" ("2/5" returned); else the whole box's "N / M"; else its digits;
+// no counter → null.
 LF.readRound = function readRound(selectors) {
   const el = LF.findFirst(selectors);
-  const text = el?.textContent || "";
-  const m = text.match(/(\d+)\s*\/\s*(\d+)/);
-  if (m) return `${m[1]}/${m[2]}`;
-  const digits = text.match(/\d+/g);
+  if (!el) return null;
+  for (const text of [el.children[1]?.textContent, el.textContent]) {
+    const m = (text || "").match(/(\d+)\s*\/\s*(\d+)/);
+    if (m) return `${m[1]}/${m[2]}`;
+  }
+  const digits = el.textContent.match(/\d+/g);
   return digits ? digits.join("-") : null;
+};
+
+// The self-check: the hooks every game page has. One not found for `graceMs` on a game page is reported by
+// name, unless the results screen is up (it hides the game legitimately). The guess map is not checked:
+// a spectator, or a round between guesses, has none.
+LF.CHECKED_HOOKS = ["panorama", "roundNumber", "compass"];
+
+LF.HookCheck = class HookCheck {
+  constructor(graceMs) {
+    this.graceMs = graceMs;
+    this.missingSince = new Map();
+  }
+
+  // The hooks missing now (keys of LF.CHECKED_HOOKS, in that order).
+  update(selectors, now = performance.now()) {
+    if (LF.findFirst(selectors.results)) {
+      this.missingSince.clear();
+      return [];
+    }
+    const missing = [];
+    for (const key of LF.CHECKED_HOOKS) {
+      if (LF.findFirst(selectors[key])) {
+        this.missingSince.delete(key);
+        continue;
+      }
+      if (!this.missingSince.has(key)) this.missingSince.set(key, now);
+      if (now - this.missingSince.get(key) >= this.graceMs) missing.push(key);
+    }
+    return missing;
+  }
+
+  reset() {
+    this.missingSince.clear();
+  }
+};
+
+// What the overlay says about missing hooks: which, the selectors tried, and where to change them.
+LF.missingHooksText = function missingHooksText(missing, selectors) {
+  if (!missing.length) return "";
+  const which = missing.map((k) => `${LF.HOOK_LABELS[k]} (tried ${(selectors[k] || []).join(", ") || "nothing"})`);
+  return `Not found on this page: ${which.join("; ")}. The game's page may have changed: ` +
+    "the selectors can be changed in the extension's options (Selectors).";
 };
 
 // The compass needle's rotation, as drawn: the heading the player looks at (null if there is no compass).

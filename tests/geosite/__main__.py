@@ -10,7 +10,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m tests.geosite", description=__doc__)
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--hash", help="class-name suffix (default: random)")
+    ap.add_argument("--hash", help="one class-name suffix for all classes (default: a random one per class)")
     ap.add_argument("--images", nargs="*", help="round images with sidecar JSON (default: tests/fixtures/images)")
     ap.add_argument("--hang", action="store_true", help="the panorama never renders")
     ap.add_argument("--black", action="store_true", help="the panorama renders all black")
@@ -19,7 +19,8 @@ def main() -> None:
     args = ap.parse_args()
     site = GeoSite(images=args.images, port=args.port, seed=args.seed, hash=args.hash, hang=args.hang,
                    black=args.black, ratelimit=args.ratelimit, collide=args.collide).start()
-    print(f"GeoSite on {site.url} (sign in: {site.email} / {site.password}, class hash {site.hash})", flush=True)
+    hashes = site.hash or "a random one per class"
+    print(f"GeoSite on {site.url} (sign in: {site.email} / {site.password}, class hash: {hashes})", flush=True)
     try:
         while True:
             time.sleep(3600)

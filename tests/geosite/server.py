@@ -15,6 +15,7 @@ import json
 import math
 import mimetypes
 import random
+import re
 import secrets
 import string
 import threading
@@ -28,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .pages import (
     br_game_page,
+    duels_page,
     game_page,
     home_page,
     map_page,
@@ -41,6 +43,23 @@ HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 FIXTURE_IMAGES = HERE.parent / "fixtures" / "images"
 ID_ALPHABET = string.ascii_letters + string.digits
+CLASS_PLACEHOLDER = re.compile(r"([A-Za-z][\w-]*)__~")   # `module_local__~` in pages and static files
+
+# The game modes and the URL paths of their game pages (stable: the fair-play defaults detect modes by them).
+# duels: the real site moved duels under /multiplayer/ in 2026; the older /duels/<id> serves the same page.
+GAME_ROUTES = {"game": "classic", "duels": "duels", "battle-royale": "battle-royale"}
+
+# `?break=<hook>` renames one hook everywhere it is served (page, CSS, JS), as a redesign would: its data-qa
+# and every class the extension's and collector's defaults could fall back on. The site keeps working.
+BREAKS = {
+    "panorama": [('data-qa="panorama"', 'data-qa="panorama-renamed"'),
+                 ("widget-scene-canvas", "widget-scene-renamed-canvas"), ("game_canvas__", "game-renamed_canvas__"),
+                 ("game_panorama__", "game-renamed_panorama__"), ("game-panorama_", "game-panorama-renamed_")],
+    "round-number": [('data-qa="round-number"', 'data-qa="round-number-renamed"')],
+    "guess-map": [('data-qa="guess-map"', 'data-qa="guess-map-renamed"'), ("guess-map_", "guess-map-renamed_"),
+                  ("game_guessMap__", "game-renamed_guessMap__")],
+    "compass": [('data-qa="compass"', 'data-qa="compass-renamed"'), ("compass_", "compass-renamed_")],
+}
 EARTH_RADIUS_KM = 6371.0088
 
 
@@ -175,7 +194,9 @@ class GeoSite:
         self.places = load_places(images)
         self.host, self.port = host, port
         self.seed = seed
-        self.hash = hash or "".join(secrets.choice(ID_ALPHABET) for _ in range(5))
+        self.hash = hash                               # one suffix for every class; None: a random one per class
+        self._class_salt = secrets.token_bytes(16)
+        self.build_id = secrets.token_hex(8)
         self.email, self.password = email, password
         self.rounds = rounds
         self.render_delay_ms = render_delay_ms
@@ -195,6 +216,21 @@ class GeoSite:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    def cls(self, name: str) -> str:
+        """The served name of CSS-module class `name` (`game_canvas` → `game_canvas__Ab3x9`): each class has its
+        own 5-character hash, new at each server start, like the real site's classes after a deploy."""
+        if self.hash:
+            return f"{name}__{self.hash}"
+        digest = hmac.new(self._class_salt, name.encode(), hashlib.sha256).digest()
+        return f"{name}__" + "".join(ID_ALPHABET[b % len(ID_ALPHABET)] for b in digest[:5])
+
+    def render(self, text: str, breaks: tuple[str, ...] = ()) -> str:
+        """A page or static file as served: the broken hooks renamed, then every `module_local__~` class hashed."""
+        for hook in breaks:
+            for old, new in BREAKS[hook]:
+                text = text.replace(old, new)
+        return CLASS_PLACEHOLDER.sub(lambda m: self.cls(m.group(1)), text)
 
     # lifecycle ------------------------------------------------------------------------------------
     def start(self) -> GeoSite:
@@ -301,11 +337,11 @@ class GeoSite:
             if len(game.guesses) > game.round and game.round + 1 < len(game.places):
                 game.round += 1
 
-    def next_data(self, game: Game) -> dict:
+    def next_data(self, game: Game, page: str = "/game/[token]") -> dict:
         """Like the real site's `__NEXT_DATA__`: it holds the answer (the extension must never read it)."""
         rounds = [{"lat": p.lat, "lng": p.lng, "panoId": p.id} for p in game.places[: game.round + 1]]
         return {"props": {"pageProps": {"game": {"token": game.id, "round": game.round + 1, "rounds": rounds}}},
-                "page": "/game/[token]", "buildId": self.hash}
+                "page": page, "buildId": self.build_id}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -329,7 +365,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _html(self, text: str, status: int = 200, headers: dict[str, str] | None = None) -> None:
-        self._send(status, text.encode(), "text/html; charset=utf-8", headers)
+        self._send(status, self.site.render(text, self.breaks).encode(), "text/html; charset=utf-8", headers)
 
     def _json(self, obj, status: int = 200) -> None:
         self._send(status, json.dumps(obj).encode(), "application/json")
@@ -369,6 +405,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.body = self.rfile.read(n) if n else b""
         url = urlsplit(self.path)
         path, query = url.path, parse_qs(url.query)
+        self.breaks = tuple(dict.fromkeys(query.get("break", [])))
+        unknown = [b for b in self.breaks if b not in BREAKS]
+        if unknown:
+            self.breaks = ()
+            return self._send(400, f"unknown hook to break: {', '.join(unknown)} (known: {', '.join(BREAKS)})\n"
+                              .encode(), "text/plain")
         with self.site._lock:
             self.site.requests.append((method, path))
         site = self.site
@@ -392,42 +434,35 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json({"message": "Unauthorized"}, 401)
             return self._redirect("/signin")
         banner = self._banner()
-        h = site.hash
         if path == "/" and method == "GET":
-            return self._html(home_page(h, banner))
+            return self._html(home_page(banner))
         if path == "/singleplayer":
-            return self._html(simple_list_page(h, banner, "Singleplayer", [("World", "/maps/world")], "map-card"))
+            return self._html(simple_list_page(banner, "Singleplayer", [("World", "/maps/world")], "map-card"))
         if path == "/multiplayer":
-            return self._html(simple_list_page(h, banner, "Multiplayer",
-                                              [("Battle Royale Countries", "/battle-royale")], "game-mode"))
+            return self._html(simple_list_page(banner, "Multiplayer", [("Duels", "/multiplayer/duels"),
+                                              ("Battle Royale Countries", "/battle-royale")], "game-mode"))
         if path == "/maps/world" and method == "GET":
-            return self._html(map_page(h, banner, title="World", start_action="/maps/world/start",
+            return self._html(map_page(banner, title="World", start_action="/maps/world/start",
                                        first_button="Play", second_button="Start game"))
-        if path == "/battle-royale" and method == "GET":
-            return self._html(map_page(h, banner, title="Battle Royale Countries", start_action="/battle-royale/join",
+        if path == "/multiplayer/duels" and method == "GET":
+            return self._html(map_page(banner, title="Duels", start_action="/multiplayer/duels/join",
                                        first_button="Join", second_button=None))
-        if path in ("/maps/world/start", "/battle-royale/join") and method == "POST":
+        if path == "/battle-royale" and method == "GET":
+            return self._html(map_page(banner, title="Battle Royale Countries", start_action="/battle-royale/join",
+                                       first_button="Join", second_button=None))
+        starts = {"/maps/world/start": "/game/", "/multiplayer/duels/join": "/multiplayer/duels/",
+                  "/battle-royale/join": "/battle-royale/"}
+        if path in starts and method == "POST":
             game = site.start_game()
             if game is None:
-                return self._html(message_page(h, False, "Too many requests",
+                return self._html(message_page(False, "Too many requests",
                                                "Too many requests. Please try again later."), 429,
                                   {"Retry-After": "1"})
-            return self._redirect(("/game/" if path.startswith("/maps") else "/battle-royale/") + game.id)
-        if len(parts) == 2 and parts[0] in ("game", "battle-royale") and method == "GET":
-            game = self._game(parts[1])
-            if game is None:
-                return self._html(message_page(h, banner, "Not found", "This game does not exist."), 404)
-            config = {
-                "game": game.id,
-                "hash": h,
-                "renderDelayMs": list(site.render_delay_ms),
-                "hang": site.hang or "hang" in query or game.fault == "hang",
-                "black": site.black or "black" in query or game.fault == "black",
-                "roundSeconds": site.br_round_seconds,
-                "resultSeconds": site.br_result_seconds,
-            }
-            page = game_page if parts[0] == "game" else br_game_page
-            return self._html(page(h, banner, config, next_data_script(site.next_data(game))))
+            return self._redirect(starts[path] + game.id)
+        if parts[:1] == ["multiplayer"] and len(parts) == 3 and parts[1] == "duels":
+            parts = parts[1:]
+        if len(parts) == 2 and parts[0] in GAME_ROUTES and method == "GET":
+            return self._game_page(GAME_ROUTES[parts[0]], parts[1], query)
         if parts[:2] == ["api", "play"] and len(parts) >= 3:
             return self._play_api(method, parts[2:])
         if parts[:2] == ["api", "br"] and len(parts) >= 5 and parts[3] == "round":
@@ -442,7 +477,27 @@ class _Handler(BaseHTTPRequestHandler):
             if src is None:
                 return self._send(404, b"not found", "text/plain")
             return self._send(200, src.read_bytes(), "image/jpeg")
-        return self._html(message_page(h, banner, "Not found", "Page not found."), 404)
+        return self._html(message_page(banner, "Not found", "Page not found."), 404)
+
+    def _game_page(self, mode: str, game_id: str, query: dict[str, list[str]]) -> None:
+        site, banner = self.site, self._banner()
+        game = self._game(game_id)
+        if game is None:
+            return self._html(message_page(banner, "Not found", "This game does not exist."), 404)
+        config = {
+            "game": game.id,
+            "mode": mode,
+            "renderDelayMs": list(site.render_delay_ms),
+            "hang": site.hang or "hang" in query or game.fault == "hang",
+            "black": site.black or "black" in query or game.fault == "black",
+            "roundSeconds": site.br_round_seconds,
+            "resultSeconds": site.br_result_seconds,
+        }
+        # the static files of this page get the same broken hooks (?break=…) as the page itself
+        static_query = "?" + "&".join(f"break={b}" for b in self.breaks) if self.breaks else ""
+        page, route = {"classic": (game_page, "/game/[token]"), "duels": (duels_page, "/duels/[id]"),
+                       "battle-royale": (br_game_page, "/battle-royale/[id]")}[mode]
+        return self._html(page(banner, config, next_data_script(site.next_data(game, route)), static_query))
 
     def _static(self, name: str) -> None:
         path = (STATIC / name).resolve()
@@ -450,18 +505,18 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, b"not found", "text/plain")
         body = path.read_bytes()
         if path.suffix in (".css", ".js"):
-            body = body.replace(b"{{H}}", self.site.hash.encode())
+            body = self.site.render(body.decode(), self.breaks).encode()
         ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return self._send(200, body, ctype)
 
     def _signin(self, method: str) -> None:
         site = self.site
         if method == "GET":
-            return self._html(signin_page(site.hash, self._banner()))
+            return self._html(signin_page(self._banner()))
         form = parse_qs(self._body().decode(errors="replace"))
         email, password = form.get("email", [""])[0], form.get("password", [""])[0]
         if email != site.email or password != site.password:
-            return self._html(signin_page(site.hash, self._banner(), error="Wrong email or password."), 401)
+            return self._html(signin_page(self._banner(), error="Wrong email or password."), 401)
         token = site.new_session()
         return self._redirect("/", {"Set-Cookie": f"_ncfa={token}; Path=/; HttpOnly; SameSite=Lax"})
 

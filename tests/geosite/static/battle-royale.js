@@ -1,10 +1,9 @@
 // Battle Royale Countries, spectated: each round shows the panorama for a fixed time, then the country.
 (() => {
   const cfg = window.__GEOSITE__;
-  const H = cfg.hash;
   const $ = (sel) => document.querySelector(sel);
-  const layout = $(`.game_layout__${H}`);
-  const roundValue = $(`[data-qa="round-number"] .status_value__${H}`);
+  const layout = $(".in-game_content__~");
+  const roundValue = $('[data-qa="round-number"] > :nth-child(2)');
   const timer = $('[data-qa="round-timer"]');
   const pano = createPanorama($('[data-qa="panorama"]'), cfg);
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -31,7 +30,7 @@
     timer.textContent = "0";
     const res = await result(n);
     const banner = document.createElement("div");
-    banner.className = `br_result__${H}`;
+    banner.className = "br_result__~";
     banner.dataset.qa = "round-result-country";
     banner.textContent = `${res.name} (${res.country})`;
     layout.appendChild(banner);
@@ -39,7 +38,7 @@
     if (n < r.total) return play(n + 1);
     banner.remove();
     const done = document.createElement("div");
-    done.className = `br_finished__${H}`;
+    done.className = "br_finished__~";
     done.dataset.qa = "game-finished";
     done.textContent = "Game over";
     layout.appendChild(done);

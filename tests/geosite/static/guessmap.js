@@ -3,10 +3,10 @@ function createGuessMap(root, onChange) {
   const canvas = root.querySelector("canvas");
   const ctx = canvas.getContext("2d");
   const marker = document.createElement("div");
-  marker.className = `guess-map_marker__${window.__GEOSITE__.hash}`;
+  marker.className = "guess-map_marker__~";
   marker.dataset.qa = "guess-marker";
   marker.hidden = true;
-  root.appendChild(marker);
+  canvas.parentElement.appendChild(marker);
   let world = [];
   let guess = null;
 

@@ -4,7 +4,7 @@
 // over the network; faults: `hang` (never draws) and `black` (draws an all-black frame).
 function createPanorama(root, config) {
   const canvas = root.querySelector("canvas");
-  const needle = root.querySelector('[data-qa="compass"] > div');
+  const needle = document.querySelector('[data-qa="compass"] .compass_needle__~');
   const gl = canvas.getContext("webgl", { antialias: false, preserveDrawingBuffer: false });
   const vs = "attribute vec2 p; varying vec2 v; void main() { v = p; gl_Position = vec4(p, 0.0, 1.0); }";
   const fs = `precision mediump float; uniform sampler2D t; uniform vec2 s; uniform float o; varying vec2 v;
