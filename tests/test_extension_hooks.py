@@ -90,13 +90,13 @@ def start(page, site, mode: str, query: str = "") -> None:
 
 
 def load_extension_code(page) -> None:
-    for f in ("shared/settings.js", "content/dom.js"):
+    for f in ("shared/constants.js", "shared/settings.js", "content/dom.js"):
         page.add_script_tag(content=(EXTENSION / f).read_text(encoding="utf-8"))
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to read settings.js")
 def test_defaults_are_the_reference_hooks_data_qa_first_and_never_a_hash():
-    script = (EXTENSION / "shared" / "settings.js").read_text(encoding="utf-8")
+    script = "".join((EXTENSION / "shared" / f).read_text(encoding="utf-8") for f in ("constants.js", "settings.js"))
     out = subprocess.run(["node", "-e", script + "\nprocess.stdout.write(JSON.stringify(LF.DEFAULT_SELECTORS))"],
                          capture_output=True, text=True, timeout=30, check=True)
     defaults = json.loads(out.stdout)
@@ -267,7 +267,7 @@ def test_no_notice_where_fair_play_has_the_extension_off(chromium, site):
 def test_a_profile_saved_with_the_old_defaults_gets_the_new_ones_and_keeps_real_overrides():
     """The options page of earlier versions stored every selector: those lists are past defaults, not the
     player's choice, so loading such a profile gives today's defaults; a selector the player wrote stays."""
-    script = (EXTENSION / "shared" / "settings.js").read_text(encoding="utf-8")
+    script = "".join((EXTENSION / "shared" / f).read_text(encoding="utf-8") for f in ("constants.js", "settings.js"))
     mine = ['[data-qa="panorama"]', "#my-pano"]
     stored = {"panorama": mine, **{k: v[0] for k, v in {
         "roundNumber": [['[data-qa="round-number"]', ".status_inner__*", ".game-status_roundNumber__*"]],
