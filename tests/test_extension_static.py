@@ -155,6 +155,9 @@ BACKGROUND_STANDINS = """
       globalThis.createImageBitmap = async () => ({ width: 100, height: 100 });
       globalThis.OffscreenCanvas = class { getContext() { return { drawImage() {} }; }
                                            async convertToBlob() { return new Blob(["jpeg"]); } };
+      // node has no FileReader (LF.blobToBase64 reads blobs through it, as content scripts must)
+      globalThis.FileReader = class { readAsDataURL(blob) { blob.arrayBuffer().then((b) => {
+        this.result = "data:image/jpeg;base64," + Buffer.from(b).toString("base64"); this.onload(); }); } };
       for (const f of ["shared/constants.js", "shared/settings.js", "shared/protocol.js", "background.js"]) {
         vm.runInThisContext(fs.readFileSync(EXT + "/" + f, "utf8"), { filename: f });
       }
@@ -170,15 +173,15 @@ def test_background_opens_one_socket_and_spaces_captures():
         lfState.tabs.add(1);
         await Promise.all([connect(), connect(), connect()]);
         const rect = { x: 0, y: 0, width: 100, height: 100, viewportWidth: 100 };
-        await Promise.all([1, 2, 3].map((windowId) => captureTab({ windowId }, rect)));
-        console.log(JSON.stringify({ live: sockets.filter((s) => s.readyState < 2).length,
+        const crops = await Promise.all([1, 2, 3].map((windowId) => captureTab({ windowId }, rect)));
+        console.log(JSON.stringify({ live: sockets.filter((s) => s.readyState < 2).length, image: crops[0].image,
                                      gaps: shots.slice(1).map((t, i) => t - shots[i]) }));
       })();
     """
     res = json.loads(subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True,
                                     timeout=30).stdout)
     interval = int(re.search(r"CAPTURE_INTERVAL_MS = (\d+)", (EXTENSION / "background.js").read_text()).group(1))
-    assert res["live"] == 1
+    assert res["live"] == 1 and base64.b64decode(res["image"]) == b"jpeg"
     assert len(res["gaps"]) == 2 and min(res["gaps"]) >= interval - 5, res["gaps"]
 
 

@@ -133,7 +133,7 @@ LF.Overlay = class Overlay {
       if (!this.$("capture").dataset.busy) onCaptureNow();
     });
     this.$("collapse").addEventListener("click", () => this.setCollapsed(!this.panel.classList.contains("collapsed")));
-    this.$("open-options").addEventListener("click", () => LF.api.runtime.sendMessage({ type: "open-options" }).catch(() => {}));
+    this.$("open-options").addEventListener("click", () => LF.api.runtime.sendMessage({ type: LF.MSG.OPEN_OPTIONS }).catch(() => {}));
     this.makeDraggable();
     LF.api.storage.local.get("overlayPos").then(({ overlayPos }) => this.place(overlayPos || { left: 16, top: 16, collapsed: false }));
     fetch(LF.api.runtime.getURL("data/world.json")).then((r) => r.json()).then((w) => {
