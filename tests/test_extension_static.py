@@ -79,6 +79,18 @@ def violations(rel: str, text: str) -> list[str]:
     return found
 
 
+def test_the_world_outlines_are_one_format_from_one_builder():
+    """The overlay's mini-map and the look-alike site draw the same outline, in the format the companion's
+    own lookup reads (companion/make_world.py builds all of them)."""
+    from companion.world import World
+
+    ext, site = EXTENSION / "data" / "world.json", ROOT / "tests" / "geosite" / "static" / "world.json"
+    assert ext.read_bytes() == site.read_bytes()
+    assert "companion/make_world.py" in json.loads(ext.read_text(encoding="utf-8"))["source"]
+    assert World(ext).country_at(48.8566, 2.3522) == ("FR", "France")
+    assert World(ext).country_at(-29.5, 28.2)[0] == "LS"   # an enclave: a hole in South Africa's polygon
+
+
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(EXTENSION)))
 def test_pixels_only_in_the_sources(path):
     """No reading of the game's data or traffic, and no playing: the extension only looks at pixels."""

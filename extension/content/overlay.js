@@ -432,7 +432,7 @@ LF.Overlay = class Overlay {
     ctx.fillStyle = "#3a414c";   // land
     ctx.strokeStyle = "#555d69";
     ctx.lineWidth = 1;
-    for (const f of this.world || []) for (const ring of f.rings) { path(ring); ctx.fill(); ctx.stroke(); }
+    for (const c of this.world?.countries || []) for (const poly of c.polygons) { path(poly[0]); ctx.fill(); ctx.stroke(); }
     for (const c of prediction.cells) {
       const alpha = 0.2 + 0.65 * (c.p / maxP);
       for (const ring of shapes[c.id]?.rings || []) {
