@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dataprep import boundaries  # noqa: E402
-from dataprep.config import ResizeConfig  # noqa: E402
+from dataprep.config import EnrichConfig, ResizeConfig  # noqa: E402
 from dataprep.enrich import Locator  # noqa: E402
 from dataprep.ingest import ingest  # noqa: E402
 from dataprep.resize import resize  # noqa: E402
@@ -46,7 +46,7 @@ def bench_enrich(n: int) -> None:
         gdf = boundaries.load(None)
     print(f"boundaries: {boundaries.resolve(None)} ({len(gdf)} regions) loaded in {t}")
     with Timer() as t:
-        loc = Locator(gdf, max_km=20.0, grid_deg=0.1)
+        loc = Locator(gdf, EnrichConfig(max_km=20.0, grid_deg=0.1))
         loc.locate(np.array([0.0]), np.array([0.0]))  # builds the coast index too
     print(f"lookup grid {loc.grid.shape[1]}x{loc.grid.shape[0]} built in {t}; "
           f"{(loc.grid == -2).mean():.1%} of cells need exact tests")

@@ -1,9 +1,13 @@
-"""Build `companion/static/world.json`, the small world outline the web UI draws and Play geocodes with.
+"""Build the world outlines, one builder and one format for every copy: `companion/static/world.json`
+(the web UI draws it, Play geocodes with it) and, coarser, `extension/data/world.json` (the overlay's
+mini-map) with its twin `tests/geosite/static/world.json` (the look-alike site's guess map and answers).
 
-Not needed at runtime (the output is committed): Natural Earth 10m admin-1 (public domain) dissolved
-by country and heavily simplified, so the companion ships a map without geopandas or a CDN.
+Not needed at runtime (the outputs are committed): Natural Earth 10m admin-1 (public domain) dissolved
+by country and heavily simplified, so neither side needs geopandas or a CDN.
 
     python -m companion.make_world [--admin1 ../shared/geo/ne_10m_admin_1_states_provinces.geojson.gz]
+    python -m companion.make_world --tolerance 0.2 --min-area 0.04 \
+        --out extension/data/world.json --out tests/geosite/static/world.json
 """
 
 from __future__ import annotations
@@ -62,14 +66,15 @@ def build(admin1: Path, tolerance: float, min_area: float) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--admin1", type=Path, default=DEFAULT_ADMIN1)
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--out", type=Path, action="append", help=f"output file, repeatable (default: {OUT})")
     ap.add_argument("--tolerance", type=float, default=0.1, help="simplification, degrees")
     ap.add_argument("--min-area", type=float, default=0.05, help="drop islands smaller than this, square degrees")
     args = ap.parse_args(argv)
     world = build(args.admin1, args.tolerance, args.min_area)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(world, separators=(",", ":")), encoding="utf-8")
-    print(f"{args.out}: {len(world['countries'])} countries, {args.out.stat().st_size / 1024:.0f} KiB")
+    for out in args.out or [OUT]:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(world, separators=(",", ":")), encoding="utf-8")
+        print(f"{out}: {len(world['countries'])} countries, {out.stat().st_size / 1024:.0f} KiB")
     return 0
 
 

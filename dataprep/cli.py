@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 
-from runtime.cli import EXIT_FAILED, run_command
+from runtime.cli import run_command
 
 # (command, module, one-line help): a new command is one more line here.
 COMMANDS = [
@@ -29,10 +28,6 @@ COMMANDS = [
     ("boundaries", "dataprep.boundaries", "write the committed simplified admin-1 derivative"),
     ("collect", "dataprep.collect.cli", "play the site in N browsers, saving panorama + answer pairs"),
 ]
-# The collector still raises plain ValueError/OSError/RuntimeError for its bad settings and failures and
-# answers them with exit 1, as `python -m dataprep.collect` does; until it raises runtime.cli's domain
-# errors, `dataprep collect` keeps that convention.
-COLLECT_ERRORS = (ValueError, OSError, RuntimeError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,10 +43,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command != "collect":
-        return run_command(lambda: args.func(args))
-    try:
-        return run_command(lambda: args.func(args))
-    except COLLECT_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED
+    return run_command(lambda: args.func(args))

@@ -37,10 +37,10 @@ class FilterConfig(Config):
 
 
 class SplitConfig(Config):
-    val: float = 0.1
-    test: float = 0.1
-    salt: str = "lost-and-found"      # changing it draws a different (still stable) split
-    min_locations_stratify: int = 3   # a country with this many locations gets ≥ 1 in val and test
+    val: float = Field(0.1, description="share of locations in val")
+    test: float = Field(0.1, description="share of locations in test")
+    salt: str = Field("lost-and-found", description="changing it draws a different (still stable) split")
+    min_locations_stratify: int = Field(3, description="a country with this many locations gets ≥ 1 in val and test")
     val_by_country: dict[str, float] = Field(default_factory=dict)  # ISO2 → its own val fraction
 
 

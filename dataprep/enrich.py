@@ -31,9 +31,10 @@ class Locator:
     against the polygons whose boxes hold them, then the nearest boundary within max_km.
     """
 
-    def __init__(self, gdf, max_km: float = 20.0, grid_deg: float = 0.1):
-        self.max_km = max_km
-        self.res = grid_deg
+    def __init__(self, gdf, cfg: EnrichConfig | None = None):
+        cfg = cfg or EnrichConfig()
+        self.max_km = max_km = cfg.max_km
+        self.res = grid_deg = cfg.grid_deg
         self.geoms = np.asarray(gdf.geometry.values)
         shapely.prepare(self.geoms)
         self.tree = shapely.STRtree(self.geoms)
@@ -230,7 +231,7 @@ def enrich(samples: list[Sample], gdf, cfg: EnrichConfig | None = None) -> tuple
         return [], []
     cfg = cfg or EnrichConfig()
     max_km = cfg.max_km
-    loc = Locator(gdf, cfg.max_km, cfg.grid_deg)
+    loc = Locator(gdf, cfg)
     lat = np.array([s.lat for s in samples])
     lng = np.array([s.lng for s in samples])
     idx, _ = loc.locate(lat, lng)

@@ -82,8 +82,7 @@ def run_all(cfg: DataprepConfig, update_datalist: bool = False) -> dict:
     run.record("filter", before, samples, drops, t, thresholds=cfg.filter.model_dump())
 
     t, before = time.time(), samples
-    samples = split.split(samples, val=cfg.split.val, test=cfg.split.test, salt=cfg.split.salt,
-                          min_locations=cfg.split.min_locations_stratify, val_by_country=cfg.split.val_by_country)
+    samples = split.split(samples, cfg.split)
     run.record("split", before, samples, [], t, splits=_per_split(samples))
 
     t, before = time.time(), samples

@@ -18,7 +18,9 @@ import hashlib
 import json
 from collections import defaultdict
 
+from dataprep.config import SplitConfig
 from runtime.cli import BadInput
+from runtime.config import add_config_arguments, config_from_args
 from runtime.records import Sample, read_manifest, write_manifest
 
 STAGE = "split"
@@ -29,10 +31,11 @@ def unit_hash(salt: str, location: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def assign(samples: list[Sample], val: float = 0.1, test: float = 0.1, salt: str = "lost-and-found",
-           min_locations: int = 3, val_by_country: dict[str, float] | None = None) -> dict[str, str]:
+def assign(samples: list[Sample], cfg: SplitConfig | None = None) -> dict[str, str]:
     """location → split."""
-    val_by_country = val_by_country or {}
+    cfg = cfg or SplitConfig()
+    val, test, salt, min_locations = cfg.val, cfg.test, cfg.salt, cfg.min_locations_stratify
+    val_by_country = cfg.val_by_country
     for v in (val, *val_by_country.values()):
         if not (0 <= v and 0 <= test and v + test < 1):
             raise BadInput(f"split fractions val={v} test={test} must be ≥ 0 and sum below 1")
@@ -60,24 +63,21 @@ def assign(samples: list[Sample], val: float = 0.1, test: float = 0.1, salt: str
     return side
 
 
-def split(samples: list[Sample], **kw) -> list[Sample]:
-    side = assign(samples, **kw)
+def split(samples: list[Sample], cfg: SplitConfig | None = None) -> list[Sample]:
+    side = assign(samples, cfg)
     return [s.with_(split=side[s.location]) for s in samples]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--in", dest="inp", required=True, help="enriched manifest")
     p.add_argument("--out", required=True, help="manifest to write")
-    p.add_argument("--val", type=float, default=0.1)
-    p.add_argument("--test", type=float, default=0.1)
-    p.add_argument("--salt", default="lost-and-found")
-    p.add_argument("--val-by-country", type=json.loads, default=None,
+    add_config_arguments(p, SplitConfig)
+    p.add_argument("--val-by-country", type=json.loads, default={},
                    help='JSON {ISO2: val fraction} overriding --val for those countries, e.g. \'{"US": 0.1}\'')
 
 
 def main(args: argparse.Namespace) -> int:
-    out = split(list(read_manifest(args.inp)), val=args.val, test=args.test, salt=args.salt,
-                val_by_country=args.val_by_country)
+    out = split(list(read_manifest(args.inp)), config_from_args(SplitConfig, args))
     write_manifest(args.out, out)
     counts = {k: sum(s.split == k for s in out) for k in ("train", "val", "test")}
     print(f"split: {counts}")

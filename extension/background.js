@@ -13,6 +13,7 @@ const PONG_TIMEOUT_MS = 10000;
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
 const WRONG_TOKEN_RETRY_MS = 15000;
 const CLOSE_UNAUTHORIZED = LF.PROTOCOL.CLOSE_UNAUTHORIZED;
+const WIRE = LF.PROTOCOL.MESSAGES;   // message types on the websocket
 const CAPTURE_INTERVAL_MS = 550;   // Chrome allows 2 captureVisibleTab calls per second
 
 const state = {
@@ -39,7 +40,7 @@ function setStatus(status, detail = "") {
   if (state.status === status && state.detail === detail) return;
   state.status = status;
   state.detail = detail;
-  broadcast({ type: "status", status, detail });
+  broadcast({ type: LF.MSG.STATUS, status, detail });
 }
 
 function broadcast(msg) {
@@ -103,7 +104,7 @@ async function connect() {
     // the companion forgot everything if it restarted: send each tab's latest frame again, and tell the tab,
     // whose latency readout then starts from now (the downtime is not the model's)
     for (const [tabId, msg] of state.lastFrame) {
-      if (sendFrame(tabId, msg)) api.tabs.sendMessage(tabId, { type: "resent", round: msg.round, frame: msg.frame }).catch(() => {});
+      if (sendFrame(tabId, msg)) api.tabs.sendMessage(tabId, { type: LF.MSG.RESENT, round: msg.round, frame: msg.frame }).catch(() => {});
     }
   };
   ws.onmessage = (event) => onServerMessage(event.data, () => { unauthorized = true; });
@@ -132,7 +133,7 @@ async function connect() {
 
 function ping() {
   if (state.ws?.readyState !== WebSocket.OPEN) return;
-  state.ws.send(JSON.stringify({ type: "ping" }));
+  state.ws.send(JSON.stringify({ type: WIRE.PING }));
   clearTimeout(state.pongTimer);
   state.pongTimer = setTimeout(() => state.ws?.close(), PONG_TIMEOUT_MS);   // silent companion: reconnect
 }
@@ -144,20 +145,20 @@ function onServerMessage(data, markUnauthorized) {
   } catch {
     return;
   }
-  if (msg.type === "pong") {
+  if (msg.type === WIRE.PONG) {
     clearTimeout(state.pongTimer);
     return;
   }
   const target = state.pending.get(msg.frame);
   if (msg.frame != null) state.pending.delete(msg.frame);
   // a newer frame of the same round came before this one's turn: its answer is on the way, nothing to show
-  if (msg.type === "superseded") return;
-  if (msg.type === "error") {
+  if (msg.type === WIRE.SUPERSEDED) return;
+  if (msg.type === WIRE.ERROR) {
     if (msg.code === "unauthorized") markUnauthorized();
-    if (target) api.tabs.sendMessage(target.tabId, { type: "error", code: msg.code, message: msg.message, round: target.round }).catch(() => {});
+    if (target) api.tabs.sendMessage(target.tabId, { type: LF.MSG.ERROR, code: msg.code, message: msg.message, round: target.round }).catch(() => {});
     return;
   }
-  if (msg.type === "prediction" && target) {
+  if (msg.type === WIRE.PREDICTION && target) {
     deliverPrediction(target, msg);
   }
 }
@@ -168,13 +169,13 @@ function deliverPrediction(target, prediction) {
   const ids = prediction.cells.map((c) => c.id);
   const loaded = state.cellsModel === prediction.model && state.cellsLoaded;
   api.tabs.sendMessage(target.tabId, {
-    type: "prediction",
+    type: LF.MSG.PREDICTION,
     prediction: { ...prediction, frame: target.localFrame, round: target.round },
     shapes: loaded ? pickCells(state.cellsLoaded, ids) : null,
   }).catch(() => {});
   if (!loaded) {
     cellsFor(prediction.model).then((cells) => {
-      const msg = { type: "shapes", round: target.round, frame: target.localFrame, shapes: pickCells(cells, ids) };
+      const msg = { type: LF.MSG.SHAPES, round: target.round, frame: target.localFrame, shapes: pickCells(cells, ids) };
       api.tabs.sendMessage(target.tabId, msg).catch(() => {});
     });
   }
@@ -246,31 +247,24 @@ async function captureTab(tab, rect) {
   const out = new OffscreenCanvas(sw, sh);
   out.getContext("2d").drawImage(bitmap, sx, sy, sw, sh, 0, 0, sw, sh);
   const blob = await out.convertToBlob({ type: "image/jpeg", quality: 0.92 });
-  return { image: await blobToBase64(blob), width: sw, height: sh };
-}
-
-async function blobToBase64(blob) {
-  const bytes = new Uint8Array(await blob.arrayBuffer());
-  let bin = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(bin);
+  return { image: await LF.blobToBase64(blob), width: sw, height: sh };
 }
 
 api.runtime.onMessage.addListener((msg, sender, sendResponse) => {
   const tabId = sender.tab?.id;
-  if (msg.type === "hello" && tabId != null) {
+  if (msg.type === LF.MSG.HELLO && tabId != null) {
     const first = state.tabs.size === 0;
     state.tabs.add(tabId);
     if (first || !state.ws) connect();
     sendResponse({ status: state.status, detail: state.detail });
     return false;
   }
-  if (msg.type === "bye" && tabId != null) {
+  if (msg.type === LF.MSG.BYE && tabId != null) {
     state.tabs.delete(tabId);
     state.lastFrame.delete(tabId);
     return false;
   }
-  if (msg.type === "frame" && tabId != null) {
+  if (msg.type === LF.MSG.FRAME && tabId != null) {
     state.tabs.add(tabId);
     state.lastFrame.set(tabId, msg);
     const sent = sendFrame(tabId, msg);
@@ -278,11 +272,11 @@ api.runtime.onMessage.addListener((msg, sender, sendResponse) => {
     sendResponse({ sent, status: state.status });
     return false;
   }
-  if (msg.type === "capture-tab" && sender.tab) {
+  if (msg.type === LF.MSG.CAPTURE_TAB && sender.tab) {
     captureTab(sender.tab, msg.rect).then(sendResponse, (e) => sendResponse({ error: String(e?.message || e) }));
     return true;   // answered asynchronously
   }
-  if (msg.type === "open-options") {
+  if (msg.type === LF.MSG.OPEN_OPTIONS) {
     api.runtime.openOptionsPage();
     return false;
   }
@@ -303,7 +297,7 @@ api.tabs.onRemoved.addListener((tabId) => {
 
 async function toggleOverlay() {
   const [tab] = await api.tabs.query({ active: true, currentWindow: true });
-  if (tab?.id != null) api.tabs.sendMessage(tab.id, { type: "toggle-overlay" }).catch(() => {});
+  if (tab?.id != null) api.tabs.sendMessage(tab.id, { type: LF.MSG.TOGGLE_OVERLAY }).catch(() => {});
 }
 
 api.commands.onCommand.addListener((command) => {

@@ -59,27 +59,43 @@ def _model_of(annotation) -> type[BaseModel] | None:
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
+_SCALARS = (int, float, str, Path)
+
+
 def _scalar(annotation) -> type | None:
-    """int/float/str for a field the command line can set (`T` or `T | None`), else None."""
-    if annotation in (int, float, str):
+    """int/float/str/Path for a field the command line can set (`T` or `T | None`), else None."""
+    if annotation in _SCALARS:
         return annotation
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return args[0] if len(args) == 1 and args[0] in (int, float, str) else None
+        return args[0] if len(args) == 1 and args[0] in _SCALARS else None
     return None
 
 
-def add_config_arguments(p: argparse.ArgumentParser, model: type[BaseModel], only: tuple[str, ...] | None = None) -> None:
-    """`--field-name` for each scalar/bool field of `model` (default and help from the field)."""
+def add_config_arguments(p: argparse.ArgumentParser, model: type[BaseModel], only: tuple[str, ...] | None = None,
+                         overrides_only: bool = False) -> None:
+    """`--field-name` for each scalar/bool field of `model` (default and help from the field). With
+    `overrides_only`, an option not given stays out of the namespace, so that it does not override a
+    config file's value with the default (see `overrides`)."""
     for name, f in model.model_fields.items():
         if only is not None and name not in only:
             continue
         flag = "--" + name.replace("_", "-")
         helptext = f"{f.description + ' ' if f.description else ''}(default: {f.default})"
+        default = argparse.SUPPRESS if overrides_only else f.default
         if f.annotation is bool:
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=helptext)
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=helptext)
         elif (kind := _scalar(f.annotation)) is not None:
-            p.add_argument(flag, type=kind, default=f.default, help=helptext)
+            p.add_argument(flag, type=kind, default=default, help=helptext)
+
+
+def overrides(base: C, args: argparse.Namespace) -> C:
+    """`base` (e.g. from a config file) with the options given on the command line set on it."""
+    given = {name: getattr(args, name) for name in type(base).model_fields if hasattr(args, name)}
+    try:
+        return type(base).model_validate({**base.model_dump(), **given})
+    except ValidationError as e:
+        raise option_error(e) from None
 
 
 def config_from_args(model: type[C], args: argparse.Namespace) -> C:
@@ -93,4 +109,6 @@ def config_from_args(model: type[C], args: argparse.Namespace) -> C:
 def option_error(e: ValidationError) -> BadInput:
     """A model's validation error as the command-line option it came from."""
     err = e.errors()[0]
+    if not err["loc"]:   # a check across fields: its message names them
+        return BadInput(err["msg"])
     return BadInput(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}")

@@ -83,7 +83,7 @@ def test_a_killed_run_resumes_without_losing_or_duplicating_pairs(tmp_path):
     def cli(site, rounds):
         return subprocess.Popen(
             [sys.executable, "-m", "dataprep", "collect", "--base-url", site.url, "--out", str(out),
-             "--rounds", str(rounds), "--workers", "2", "--minutes", "4", "--no-progress",
+             "--max-rounds", str(rounds), "--workers", "2", "--max-minutes", "4", "--no-progress",
              "--config", str(config_path)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )

@@ -22,6 +22,7 @@ from dataprep.collect.site import ResultUnreadable, parse_country, parse_latlng,
 from dataprep.collect.store import Claims, PairStore, RunLock, write_atomic
 from dataprep.collect.worker import Shared, Worker
 from dataprep.ingest import ingest
+from runtime.cli import BadInput, Failed
 
 
 def png(array: np.ndarray) -> bytes:
@@ -153,7 +154,7 @@ def test_claims_let_exactly_one_of_many_processes_into_a_game(tmp_path):
 
 def test_run_lock_refuses_a_second_run_on_the_same_folder(tmp_path):
     with RunLock(tmp_path / "state" / "run.lock"):
-        with pytest.raises(RuntimeError, match="being collected into"):
+        with pytest.raises(Failed, match="being collected into"):
             with RunLock(tmp_path / "state" / "run.lock"):
                 pass
     with RunLock(tmp_path / "state" / "run.lock"):  # released: usable again
@@ -204,10 +205,12 @@ def test_config_round_trips_through_json_and_refuses_typos(tmp_path):
     assert back == cfg
     assert back.source_name == "127.0.0.1" and back.pairs_dir == back.out / "pairs"
     path.write_text(json.dumps({"timeouts": {"render_seconds": 3}}))
-    with pytest.raises(ValueError, match="render_seconds"):
+    with pytest.raises(BadInput, match="render_seconds"):
         CollectConfig.from_json(path)
-    with pytest.raises(ValueError, match="mode"):
-        CollectConfig(mode="duels").validate()
+    with pytest.raises(BadInput, match="mode 'duels' is not configured"):
+        CollectConfig.from_dict({"mode": "duels"})
+    with pytest.raises(BadInput, match="selectors.panorama"):
+        CollectConfig.from_dict({"selectors": {"panorama": 3}})
 
 
 def test_cli_builds_the_config_from_json_and_flags(tmp_path, capsys):
@@ -218,5 +221,11 @@ def test_cli_builds_the_config_from_json_and_flags(tmp_path, capsys):
     assert dataprep_main(["collect", "--config", str(cfg), "--workers", "3", "--print-config"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert (printed["mode"], printed["workers"], printed["timeouts"]["render_s"]) == ("br-countries", 3, 9)
-    assert dataprep_main(["collect", "--workers", "0", "--print-config"]) == 1
-    assert "workers must be >= 1" in capsys.readouterr().err
+    assert dataprep_main(["collect", "--workers", "0", "--print-config"]) == 2   # bad input
+    assert "--workers: Input should be greater than or equal to 1" in capsys.readouterr().err
+    # an option not given leaves the file's value; one given overrides it
+    assert dataprep_main(["collect", "--config", str(cfg), "--no-headless", "--max-rounds", "4", "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["mode"], printed["headless"], printed["max_rounds"]) == ("br-countries", False, 4)
+    assert dataprep_main(["collect", "--config", str(tmp_path / "missing.json"), "--print-config"]) == 2
+    assert "not found" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from dataprep_fixtures import admin1, run_cli
 from paths import FIXTURES
 
 from dataprep import boundaries
+from dataprep.config import EnrichConfig
 from dataprep.enrich import Locator, enrich
 from dataprep.ingest import ingest
 from runtime.geo import haversine_km
@@ -17,7 +18,7 @@ from runtime.records import Sample
 
 @pytest.fixture(scope="module")
 def locator():
-    return Locator(admin1(), max_km=20.0, grid_deg=0.1)
+    return Locator(admin1(), EnrichConfig(max_km=20.0, grid_deg=0.1))
 
 
 def _reference_inside(geoms, lat, lng):

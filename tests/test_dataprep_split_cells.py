@@ -10,7 +10,7 @@ import pytest
 from dataprep_fixtures import admin1, run_cli
 
 from dataprep import balance, cells, datalist, split
-from dataprep.config import CellsConfig
+from dataprep.config import CellsConfig, SplitConfig
 from dataprep.enrich import enrich
 from runtime.records import Sample, write_manifest
 
@@ -52,7 +52,7 @@ def test_split_is_location_disjoint_stable_and_stratified(world):
         assert {"train", "val", "test"} <= {s.split for s in a if s.country == c}, c
     assert {s.split for s in a if s.country == "NZ"} == {"train"}
     # another salt draws another split; a dropped location does not move the others (outside fix-ups)
-    other = split.split(world, salt="other")
+    other = split.split(world, SplitConfig(salt="other"))
     assert [s.split for s in other] != [s.split for s in a]
     fewer = split.split([s for s in world if s.location != "us:0000"])
     moved = [s.id for s in fewer if s.split != next(t.split for t in a if t.id == s.id)]
@@ -61,8 +61,8 @@ def test_split_is_location_disjoint_stable_and_stratified(world):
 
 def test_a_country_can_have_its_own_val_fraction(world):
     """The world validation: more of the rare countries' places, fewer of the US's; test stays where it was."""
-    base = split.split(world, val=0.1)
-    world_val = split.split(world, val=0.3, val_by_country={"US": 0.05})
+    base = split.split(world, SplitConfig(val=0.1))
+    world_val = split.split(world, SplitConfig(val=0.3, val_by_country={"US": 0.05}))
 
     def share(samples, country, side):
         locs = {s.location: s.split for s in samples if s.country == country}
@@ -71,7 +71,7 @@ def test_a_country_can_have_its_own_val_fraction(world):
     assert share(world_val, "FR", "val") > 0.2 and share(world_val, "US", "val") < 0.09
     assert {s.id for s in base if s.split == "test"} == {s.id for s in world_val if s.split == "test"}
     with pytest.raises(ValueError, match="sum below 1"):
-        split.assign(world, val=0.1, test=0.1, val_by_country={"US": 0.95})
+        split.assign(world, SplitConfig(val=0.1, test=0.1, val_by_country={"US": 0.95}))
 
 
 def test_balance_caps_drops_rare_and_follows_weights(world, tmp_path):

@@ -16,7 +16,7 @@ import pytest
 from tests import bidi
 from tests.browsers import CHROMIUM, EXECUTABLES
 from tests.geosite import GeoSite
-from tests.geosite.server import CountryLookup
+from tests.geosite.server import country_of
 
 
 class Client:
@@ -163,7 +163,7 @@ def test_battle_royale_reveals_the_country_only_after_the_round(site):
     (40.7128, -74.006, "US"), (-22.9, -43.2, "BR"),
 ])
 def test_country_lookup(lat, lng, code):
-    assert CountryLookup()(lat, lng)[0] == code
+    assert country_of(lat, lng)[0] == code
 
 
 @contextmanager

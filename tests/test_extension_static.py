@@ -79,6 +79,18 @@ def violations(rel: str, text: str) -> list[str]:
     return found
 
 
+def test_the_world_outlines_are_one_format_from_one_builder():
+    """The overlay's mini-map and the look-alike site draw the same outline, in the format the companion's
+    own lookup reads (companion/make_world.py builds all of them)."""
+    from companion.world import World
+
+    ext, site = EXTENSION / "data" / "world.json", ROOT / "tests" / "geosite" / "static" / "world.json"
+    assert ext.read_bytes() == site.read_bytes()
+    assert "companion/make_world.py" in json.loads(ext.read_text(encoding="utf-8"))["source"]
+    assert World(ext).country_at(48.8566, 2.3522) == ("FR", "France")
+    assert World(ext).country_at(-29.5, 28.2)[0] == "LS"   # an enclave: a hole in South Africa's polygon
+
+
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(EXTENSION)))
 def test_pixels_only_in_the_sources(path):
     """No reading of the game's data or traffic, and no playing: the extension only looks at pixels."""
@@ -155,6 +167,9 @@ BACKGROUND_STANDINS = """
       globalThis.createImageBitmap = async () => ({ width: 100, height: 100 });
       globalThis.OffscreenCanvas = class { getContext() { return { drawImage() {} }; }
                                            async convertToBlob() { return new Blob(["jpeg"]); } };
+      // node has no FileReader (LF.blobToBase64 reads blobs through it, as content scripts must)
+      globalThis.FileReader = class { readAsDataURL(blob) { blob.arrayBuffer().then((b) => {
+        this.result = "data:image/jpeg;base64," + Buffer.from(b).toString("base64"); this.onload(); }); } };
       for (const f of ["shared/constants.js", "shared/settings.js", "shared/protocol.js", "background.js"]) {
         vm.runInThisContext(fs.readFileSync(EXT + "/" + f, "utf8"), { filename: f });
       }
@@ -170,15 +185,15 @@ def test_background_opens_one_socket_and_spaces_captures():
         lfState.tabs.add(1);
         await Promise.all([connect(), connect(), connect()]);
         const rect = { x: 0, y: 0, width: 100, height: 100, viewportWidth: 100 };
-        await Promise.all([1, 2, 3].map((windowId) => captureTab({ windowId }, rect)));
-        console.log(JSON.stringify({ live: sockets.filter((s) => s.readyState < 2).length,
+        const crops = await Promise.all([1, 2, 3].map((windowId) => captureTab({ windowId }, rect)));
+        console.log(JSON.stringify({ live: sockets.filter((s) => s.readyState < 2).length, image: crops[0].image,
                                      gaps: shots.slice(1).map((t, i) => t - shots[i]) }));
       })();
     """
     res = json.loads(subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True,
                                     timeout=30).stdout)
     interval = int(re.search(r"CAPTURE_INTERVAL_MS = (\d+)", (EXTENSION / "background.js").read_text()).group(1))
-    assert res["live"] == 1
+    assert res["live"] == 1 and base64.b64decode(res["image"]) == b"jpeg"
     assert len(res["gaps"]) == 2 and min(res["gaps"]) >= interval - 5, res["gaps"]
 
 

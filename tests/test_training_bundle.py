@@ -61,11 +61,12 @@ def test_every_candidate_pin_is_on_land_in_its_cells_country(meta):
     """The served pin is always one of these places: each lies in (or within 20 km of the coast of) its
     cell's country by Natural Earth's admin-1 polygons, so no pin can fall in the sea between two modes."""
     from dataprep import boundaries
+    from dataprep.config import EnrichConfig
     from dataprep.enrich import Locator
 
     gdf = boundaries.load(None)
     index = CellIndex.from_meta(meta)
-    row, _ = Locator(gdf, max_km=20.0).locate(index.cand_lat, index.cand_lng)
+    row, _ = Locator(gdf, EnrichConfig(max_km=20.0)).locate(index.cand_lat, index.cand_lng)
     assert (row >= 0).all()
     found = np.asarray(gdf["country"].values)[row]
     want = np.asarray(index.country_codes)[index.cell_country[index.cand_cell]]

@@ -4,8 +4,9 @@ Pairs land in OUT/pairs (`<game-id>_<round>.png` + `.json`, ready for `python -m
 OUT/pairs`); run state (session, claims, summary.json) in OUT/state. Credentials come from
 GEOGUESSR_EMAIL / GEOGUESSR_PASSWORD, or a prompt, and are only needed when the stored session is
 missing or expired. To stop a long run cleanly: Ctrl-C, SIGTERM, or `touch OUT/state/stop`.
-Exit codes: 0 done (budget reached or stopped), 1 failed (e.g. login), 2 usage, 130 / 143
-interrupted (Ctrl-C / SIGTERM) before the run got going, e.g. while signing in.
+Exit codes: runtime.cli's table (0 done, budget reached or stopped; 1 failed, e.g. login or another run
+on OUT; 2 bad input or usage), and 130 / 143 when interrupted (Ctrl-C / SIGTERM) before the run got going,
+e.g. while signing in.
 """
 
 from __future__ import annotations
@@ -16,39 +17,29 @@ import signal
 import sys
 from pathlib import Path
 
-from .config import MODES, CollectConfig
+from runtime.cli import EXIT_FAILED, run_command
+from runtime.config import add_config_arguments, overrides
+
+from .config import CollectConfig
+
+# the settings a run is usually given on the command line; everything else is in --config's file
+OPTIONS = ("base_url", "out", "mode", "workers", "max_rounds", "max_minutes", "headless", "storage_state", "source")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="JSON with CollectConfig fields (text steps, selectors, timeouts)")
-    p.add_argument("--base-url", help="site to play (default https://www.geoguessr.com)")
-    p.add_argument("--out", type=Path, help="output folder (default work/collect)")
-    p.add_argument("--mode", choices=MODES, help="singleplayer (World, coordinates) or br-countries (country)")
-    p.add_argument("--workers", type=int, help="parallel browsers (default 2)")
-    p.add_argument("--rounds", type=int, dest="max_rounds", help="stop after saving this many pairs")
-    p.add_argument("--minutes", type=float, dest="max_minutes", help="stop after this many minutes")
-    p.add_argument("--storage-state", type=Path, help="Playwright storage state (default OUT/state/storage_state.json)")
-    p.add_argument("--source", help="the pairs' `source` field (default: the site's host name)")
-    p.add_argument("--headed", action="store_true", help="show the browsers")
+    p.add_argument("--config", type=Path, help="JSON with CollectConfig fields (text steps, selectors, timeouts); "
+                   "the options below override it")
+    add_config_arguments(p, CollectConfig, only=OPTIONS, overrides_only=True)
     p.add_argument("--summary", type=Path, help="where to write the summary JSON (default OUT/state/summary.json)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--print-config", action="store_true", help="print the effective config as JSON and exit")
 
 
 def config_from_args(args: argparse.Namespace) -> CollectConfig:
-    cfg = CollectConfig.from_json(args.config) if args.config else CollectConfig()
-    for name in ("base_url", "out", "mode", "workers", "max_rounds", "max_minutes", "storage_state", "source"):
-        value = getattr(args, name)
-        if value is not None:
-            setattr(cfg, name, value)
-    if args.headed:
-        cfg.headless = False
-    cfg.validate()
-    return cfg
+    return overrides(CollectConfig.from_json(args.config) if args.config else CollectConfig(), args)
 
 
 def main(args: argparse.Namespace) -> int:
-    from .site import LoginFailed
     from .supervisor import credentials_from_env, run_collect
 
     cfg = config_from_args(args)
@@ -59,16 +50,13 @@ def main(args: argparse.Namespace) -> int:
     try:
         summary = run_collect(cfg, credentials_from_env(prompt=True), progress=not args.no_progress,
                               summary_path=args.summary)
-    except LoginFailed as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt as e:  # once the workers run, the supervisor takes it and stops them cleanly
         how = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
         print(f"interrupted by {how} before the run got going (e.g. while signing in): no summary written",
               file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
     print(format_summary(summary), file=sys.stderr)
-    return 1 if summary["errors"].get("fatal") else 0
+    return EXIT_FAILED if summary["errors"].get("fatal") else 0
 
 
 class Terminated(KeyboardInterrupt):
@@ -95,8 +83,4 @@ def run(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dataprep.collect", description=__doc__.split("\n")[0])
     add_arguments(p)
     args = p.parse_args(argv)
-    try:
-        return main(args)
-    except (ValueError, OSError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    return run_command(lambda: main(args))

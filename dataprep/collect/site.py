@@ -20,6 +20,8 @@ from urllib.parse import urljoin, urlsplit
 from playwright.sync_api import Locator, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from runtime.cli import Failed
+
 from .config import CollectConfig, ModeConfig, expand_selector
 from .frames import Frame
 
@@ -108,7 +110,7 @@ class ResultUnreadable(CollectError):
     kind = "result_unreadable"
 
 
-class LoginFailed(Exception):
+class LoginFailed(Failed):
     """Wrong or missing credentials: no point in retrying, the run stops."""
 
 

@@ -13,6 +13,8 @@ import json
 import os
 from pathlib import Path
 
+from runtime.cli import Failed
+
 TMP_MARK = ".tmp-"
 
 
@@ -135,7 +137,7 @@ class RunLock:
             self._f.seek(0)
             holder = self._f.read().strip() or "another process"
             self._f.close()
-            raise RuntimeError(f"{self.path.parent.parent} is being collected into by {holder}") from None
+            raise Failed(f"{self.path.parent.parent} is being collected into by {holder}") from None
         self._f.seek(0)
         self._f.truncate()
         self._f.write(f"pid {os.getpid()}\n")

@@ -293,7 +293,6 @@ class Supervisor:
 def run_collect(cfg: CollectConfig, credentials: tuple[str, str] | None = None, progress: bool = True,
                 summary_path: Path | None = None) -> dict:
     """Collect until the budget is spent; returns the summary, also written as JSON."""
-    cfg.validate()
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(cfg.state_dir / "run.lock"):
         summary = Supervisor(cfg, credentials, progress).run()

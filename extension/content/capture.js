@@ -74,7 +74,7 @@ LF.Capture = class Capture {
       await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));   // repainted without the UI
       const r = canvas.getBoundingClientRect();
       const rect = { x: r.left, y: r.top, width: r.width, height: r.height, viewportWidth: window.innerWidth };
-      const shot = await LF.api.runtime.sendMessage({ type: "capture-tab", rect });
+      const shot = await LF.api.runtime.sendMessage({ type: LF.MSG.CAPTURE_TAB, rect });
       if (!shot || shot.error) throw new Error(shot?.error || "no screenshot");
       return shot;
     } finally {
@@ -86,15 +86,4 @@ LF.Capture = class Capture {
     const bitmap = await createImageBitmap(new Blob([LF.base64ToBytes(b64)]));
     return this.signature(bitmap);
   }
-};
-
-// Through FileReader, not blob.arrayBuffer(): in a Firefox content script the canvas's blob belongs to the
-// page, and typed-array methods on its buffer throw "Permission denied to access property constructor".
-LF.blobToBase64 = function blobToBase64(blob) {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(String(reader.result).split(",", 2)[1]);
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(blob);
-  });
 };

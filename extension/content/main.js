@@ -96,7 +96,7 @@
 
   async function hello() {
     try {
-      const r = await api.runtime.sendMessage({ type: "hello" });
+      const r = await api.runtime.sendMessage({ type: LF.MSG.HELLO });
       if (r?.status) connection = { status: r.status, detail: r.detail };
     } catch {
       connection = { status: "connecting", detail: "" };
@@ -156,7 +156,7 @@
     const manual = !!round.asking?.manual;
     round.asking = { frame: localFrame, since: manual ? round.asking.since : performance.now(), manual };
     await api.runtime.sendMessage({
-      type: "frame",
+      type: LF.MSG.FRAME,
       round: round.id,
       frame: localFrame,
       heading: LF.readHeading(settings.selectors.compass),
@@ -280,12 +280,12 @@
   }
 
   api.runtime.onMessage.addListener((msg) => {
-    if (msg.type === "status") {
+    if (msg.type === LF.MSG.STATUS) {
       connection = { status: msg.status, detail: msg.detail };
       render();
-    } else if (msg.type === "prediction") {
+    } else if (msg.type === LF.MSG.PREDICTION) {
       onPrediction(msg);
-    } else if (msg.type === "resent" && round && msg.round === round.id) {
+    } else if (msg.type === LF.MSG.RESENT && round && msg.round === round.id) {
       // sent again after a reconnect: the time it waited for the connection is not the model's
       const s = round.sent.get(msg.frame);
       if (s) {
@@ -294,15 +294,15 @@
         s.at = now;
       }
       if (round.asking) round.asking.since = performance.now();
-    } else if (msg.type === "shapes" && round && msg.round === round.id) {
+    } else if (msg.type === LF.MSG.SHAPES && round && msg.round === round.id) {
       round.shapes.set(msg.frame, msg.shapes);   // the answer may still be waiting for its animation frame
       if (round.shown?.[0].frame === msg.frame) round.shown[1] = msg.shapes;
       if (!settings.revealAfterGuess && screen === "playing") overlay.setShapes(msg.frame, msg.shapes);
-    } else if (msg.type === "error" && round && msg.round === round.id) {
+    } else if (msg.type === LF.MSG.ERROR && round && msg.round === round.id) {
       round.asking = null;
       overlay.clearPrediction(`Companion: ${msg.message}`);
       render();
-    } else if (msg.type === "toggle-overlay") {
+    } else if (msg.type === LF.MSG.TOGGLE_OVERLAY) {
       // kept in the settings: the overlay stays hidden across reloads until the hotkey shows it again
       settings.overlay = !overlay.visible;
       LF.saveSettings({ overlay: settings.overlay });
@@ -331,7 +331,7 @@
     }
   }).observe(document.documentElement, { childList: true, subtree: true, characterData: true });
 
-  addEventListener("pagehide", () => api.runtime.sendMessage({ type: "bye" }).catch(() => {}));
+  addEventListener("pagehide", () => api.runtime.sendMessage({ type: LF.MSG.BYE }).catch(() => {}));
   setInterval(() => { if (active && allowed()) hello(); }, 15000);   // also wakes a background that the browser put to sleep
   setInterval(render, 1000);   // the wait for an answer turns into "no answer yet" without a message to trigger it
   loop();

@@ -133,7 +133,7 @@ LF.Overlay = class Overlay {
       if (!this.$("capture").dataset.busy) onCaptureNow();
     });
     this.$("collapse").addEventListener("click", () => this.setCollapsed(!this.panel.classList.contains("collapsed")));
-    this.$("open-options").addEventListener("click", () => LF.api.runtime.sendMessage({ type: "open-options" }).catch(() => {}));
+    this.$("open-options").addEventListener("click", () => LF.api.runtime.sendMessage({ type: LF.MSG.OPEN_OPTIONS }).catch(() => {}));
     this.makeDraggable();
     LF.api.storage.local.get("overlayPos").then(({ overlayPos }) => this.place(overlayPos || { left: 16, top: 16, collapsed: false }));
     fetch(LF.api.runtime.getURL("data/world.json")).then((r) => r.json()).then((w) => {
@@ -432,7 +432,7 @@ LF.Overlay = class Overlay {
     ctx.fillStyle = "#3a414c";   // land
     ctx.strokeStyle = "#555d69";
     ctx.lineWidth = 1;
-    for (const f of this.world || []) for (const ring of f.rings) { path(ring); ctx.fill(); ctx.stroke(); }
+    for (const c of this.world?.countries || []) for (const poly of c.polygons) { path(poly[0]); ctx.fill(); ctx.stroke(); }
     for (const c of prediction.cells) {
       const alpha = 0.2 + 0.65 * (c.p / maxP);
       for (const ring of shapes[c.id]?.rings || []) {

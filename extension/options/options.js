@@ -111,7 +111,7 @@ function probeToken(wsUrl, token) {
       resolve(result);
     };
     const timer = setTimeout(() => done("refused"), 4000);
-    ws.onopen = () => ws.send(JSON.stringify({ type: "ping" }));
+    ws.onopen = () => ws.send(JSON.stringify({ type: LF.PROTOCOL.MESSAGES.PING }));
     ws.onmessage = (e) => {
       let msg = {};
       try { msg = JSON.parse(e.data); } catch { /* not the companion */ }

@@ -29,6 +29,14 @@ LF.httpBase = function httpBase(wsUrl) {
   return u.origin;
 };
 
+// The extension's own messages between its content scripts and the background (browser runtime messages,
+// never on the wire). A prediction or error is forwarded to its tab under the protocol's own type.
+LF.MSG = Object.freeze({
+  HELLO: "hello", BYE: "bye", FRAME: "frame", CAPTURE_TAB: "capture-tab", OPEN_OPTIONS: "open-options",
+  STATUS: "status", RESENT: "resent", SHAPES: "shapes", TOGGLE_OVERLAY: "toggle-overlay",
+  PREDICTION: LF.PROTOCOL.MESSAGES.PREDICTION, ERROR: LF.PROTOCOL.MESSAGES.ERROR,
+});
+
 LF.base64ToBytes = function base64ToBytes(b64) {
   const bin = atob(b64);
   const out = new Uint8Array(bin.length);
@@ -39,4 +47,16 @@ LF.base64ToBytes = function base64ToBytes(b64) {
 LF.flagEmoji = function flagEmoji(code) {
   if (!/^[A-Za-z]{2}$/.test(code || "")) return "🏳️";
   return String.fromCodePoint(...[...code.toUpperCase()].map((c) => 0x1f1e6 + c.charCodeAt(0) - 65));
+};
+
+// Through FileReader, not blob.arrayBuffer(): in a Firefox content script the canvas's blob belongs to the
+// page, and typed-array methods on its buffer throw "Permission denied to access property constructor".
+// FileReader is in workers too, so the background's screenshot crops use the same code.
+LF.blobToBase64 = function blobToBase64(blob) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).split(",", 2)[1]);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(blob);
+  });
 };

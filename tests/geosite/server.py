@@ -27,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from companion.world import world
+
 from .pages import (
     br_game_page,
     duels_page,
@@ -89,52 +91,14 @@ class Game:
         return len(self.guesses) >= len(self.places)
 
 
-class CountryLookup:
-    """Point → country from the simplified Natural Earth outlines in static/world.json (no GIS stack needed)."""
-
-    def __init__(self, path: Path = STATIC / "world.json"):
-        self.features = json.loads(path.read_text(encoding="utf-8"))
-
-    @staticmethod
-    def _contains(ring: list[list[float]], x: float, y: float) -> bool:
-        inside = False
-        for (x1, y1), (x2, y2) in zip(ring, ring[1:] + ring[:1], strict=True):
-            if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
-                inside = not inside
-        return inside
-
-    @staticmethod
-    def _area(ring: list[list[float]]) -> float:
-        return abs(sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(ring, ring[1:] + ring[:1], strict=True))) / 2
-
-    def __call__(self, lat: float, lng: float) -> tuple[str, str]:
-        # The smallest containing ring wins (an enclave such as Lesotho lies inside South Africa's outline);
-        # a coastal point just outside the simplified outlines takes the nearest vertex's country.
-        best, best_area = None, math.inf
-        nearest, nearest_d = None, math.inf
-        for f in self.features:
-            for ring in f["rings"]:
-                if self._contains(ring, lng, lat):
-                    area = self._area(ring)
-                    if area < best_area:
-                        best, best_area = f, area
-                elif best is None:
-                    for x, y in ring:
-                        d = (x - lng) ** 2 + (y - lat) ** 2
-                        if d < nearest_d:
-                            nearest, nearest_d = f, d
-        f = best or nearest
-        return f["code"], f["name"]
-
-
 @functools.lru_cache(maxsize=4096)
 def country_of(lat: float, lng: float) -> tuple[str, str]:
-    return _lookup()(lat, lng)
-
-
-@functools.cache
-def _lookup() -> CountryLookup:
-    return CountryLookup()
+    """(code, name) of the country at a round's coordinates: the companion's own outline and lookup, so the
+    site and Play agree on every answer."""
+    hit = world().country_at(lat, lng)
+    if hit is None:
+        raise ValueError(f"no country at or near {lat}, {lng}: give the image's sidecar a country and country_name")
+    return hit
 
 
 def load_places(images: list[Path | str] | None = None) -> list[Place]:

@@ -7,7 +7,7 @@ function createGuessMap(root, onChange) {
   marker.dataset.qa = "guess-marker";
   marker.hidden = true;
   canvas.parentElement.appendChild(marker);
-  let world = [];
+  let world = { countries: [] };
   let guess = null;
 
   const toXY = (lat, lng) => [(lng + 180) / 360 * canvas.width, (90 - lat) / 180 * canvas.height];
@@ -17,8 +17,8 @@ function createGuessMap(root, onChange) {
     ctx.fillStyle = "#f2efe6";
     ctx.strokeStyle = "#b9b3a3";
     ctx.lineWidth = 0.5;
-    for (const f of world) {
-      for (const ring of f.rings) {
+    for (const c of world.countries) {
+      for (const [ring] of c.polygons) {   // outer rings: a hole is another country's polygon, drawn alike
         ctx.beginPath();
         ring.forEach(([lng, lat], i) => { const [x, y] = toXY(lat, lng); i ? ctx.lineTo(x, y) : ctx.moveTo(x, y); });
         ctx.closePath();
