@@ -153,6 +153,10 @@ def panel_rect(page) -> dict:
                         " return { left: r.left, top: r.top, right: r.right, bottom: r.bottom }; })()")
 
 
+def centre(r: dict) -> tuple[float, float]:
+    return (r["left"] + r["right"]) / 2, (r["top"] + r["bottom"]) / 2
+
+
 def overlap(a: dict, b: dict) -> bool:
     return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]
 
@@ -345,15 +349,16 @@ def test_panel_cannot_be_dragged_over_the_guess_map_and_scales_with_the_viewport
         time.sleep(0.5)
         guess_map = rect(game, '[data-qa="guess-map"]')
         button = rect(game, '[data-qa="perform-guess"]')
+        status = rect(game, '[data-qa="game-status"]')   # round and score, top right
         handle = shadow(game, "(() => { const r = s.querySelector('[data-lf=\"handle\"]').getBoundingClientRect();"
                               " return [r.left + 30, r.top + r.height / 2]; })()")
         game.mouse.move(*handle)
         game.mouse.down()
-        for target in [((guess_map["left"] + guess_map["right"]) / 2, (guess_map["top"] + guess_map["bottom"]) / 2),
-                       ((button["left"] + button["right"]) / 2, (button["top"] + button["bottom"]) / 2)]:
+        # onto the map (at 800×600 above it is the status box), the button, the status box itself
+        for target in [centre(guess_map), centre(button), centre(status)]:
             game.mouse.move(*target, steps=8)
             panel = panel_rect(game)
-            assert not overlap(panel, guess_map) and not overlap(panel, button), (width, panel, guess_map, button)
+            assert not any(overlap(panel, r) for r in (guess_map, button, status)), (width, panel, guess_map, status)
         game.mouse.up()
         size = shadow(game, "({ font: parseFloat(getComputedStyle(s.querySelector('[data-lf=\"panel\"]')).fontSize),"
                             "   map: s.querySelector('[data-lf=\"minimap\"]').getBoundingClientRect().width })")

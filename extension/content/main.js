@@ -192,7 +192,7 @@
     }
     overlay.attach();
     const guessMap = LF.findFirst(settings.selectors.guessMap);
-    overlay.setKeepOut(guessMap);
+    overlay.setKeepOut(guessMap, LF.findFirst(settings.selectors.roundNumber));
     overlay.updateMinimap(guessMap);
     updateScreen();   // a result screen may replace the panorama altogether
     if (!canvas) {
