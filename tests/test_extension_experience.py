@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.browsers import EXECUTABLES, Chromium, launch
+from tests.browsers import EXECUTABLES
 from tests.extension_fixtures import (
     CHROMIUM,
     EXTENSION,
@@ -31,7 +31,7 @@ from tests.extension_fixtures import (
     TOKEN,
     Companion,
     Relay,
-    extension_for_tests,
+    each_browser,
     free_port,
     guess_and_next,
     model_bundle,
@@ -138,17 +138,7 @@ def chromium(playwright, tmp_path_factory, relay):
 
 @pytest.fixture(scope="module", params=sorted(EXECUTABLES))
 def ext_browser(request, playwright, tmp_path_factory, relay):
-    """Each browser with the paired extension (tests/browsers.py); Chromium's is the `chromium` fixture's."""
-    name = request.param
-    if not EXECUTABLES[name].exists():
-        pytest.skip(f"needs {name} at {EXECUTABLES[name]}")
-    if name == "chromium":
-        yield Chromium(*request.getfixturevalue("chromium"))
-        return
-    extension = extension_for_tests(tmp_path_factory.mktemp("extension"))
-    with launch(name, tmp_path_factory.mktemp(f"{name}-profile"), extension, playwright) as b:
-        b.set_options(companionUrl=relay.ws_url, token=TOKEN)
-        yield b
+    yield from each_browser(request, playwright, tmp_path_factory, "chromium", companionUrl=relay.ws_url, token=TOKEN)
 
 
 def shadow(page, js: str):

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.browsers import EXECUTABLES, Chromium, launch
+from tests.browsers import EXECUTABLES
 from tests.extension_fixtures import (
     CHROMIUM,
     EXTENSION,
@@ -23,6 +23,7 @@ from tests.extension_fixtures import (
     Companion,
     Relay,
     browser,
+    each_browser,
     extension_for_tests,
     model_bundle,
     overlay_state,
@@ -143,18 +144,8 @@ def chromium(playwright, tmp_path_factory, companion_relay):
 
 @pytest.fixture(scope="module", params=sorted(EXECUTABLES))
 def ext_browser(request, playwright, tmp_path_factory, companion_relay):
-    """Each browser with the extension (tests/browsers.py); Chromium's is the `chromium` fixture's."""
-    name = request.param
-    if not EXECUTABLES[name].exists():
-        pytest.skip(f"needs {name} at {EXECUTABLES[name]}")
-    if name == "chromium":
-        context, worker, _ = request.getfixturevalue("chromium")
-        yield Chromium(context, worker)
-        return
-    extension = extension_for_tests(tmp_path_factory.mktemp("extension"))
-    with launch(name, tmp_path_factory.mktemp(f"{name}-profile"), extension, playwright) as b:
-        b.set_options(companionUrl=companion_relay.ws_url, **HOOK_TEST_OPTIONS)
-        yield b
+    yield from each_browser(request, playwright, tmp_path_factory, "chromium", companionUrl=companion_relay.ws_url,
+                            **HOOK_TEST_OPTIONS)
 
 
 @pytest.mark.parametrize("mode", list(MODES))
