@@ -153,7 +153,7 @@ class Firefox:
     def new_page(self) -> Page:
         ctx = self.session.send("browsingContext.create", type="tab")["context"]
         page = Page(self, ctx)
-        page.set_viewport(*self.viewport)
+        page.set_viewport_size({"width": self.viewport[0], "height": self.viewport[1]})
         return page
 
     def add_cookies(self, cookies: list[dict]) -> None:
@@ -206,9 +206,9 @@ class Page:
     def url(self) -> str:
         return self.evaluate("location.href")
 
-    def set_viewport(self, width: int, height: int) -> None:
+    def set_viewport_size(self, size: dict) -> None:
         self._s.send("browsingContext.setViewport", context=self.context,
-                     viewport={"width": width, "height": height})
+                     viewport={"width": size["width"], "height": size["height"]})
 
     def goto(self, url: str, timeout: float = 30) -> None:
         self._s.send("browsingContext.navigate", timeout=timeout, context=self.context, url=url, wait="complete")

@@ -21,13 +21,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
 from websockets.sync.client import connect
 from websockets.sync.server import serve
 
-from tests.browsers import CHROMIUM, launch  # noqa: F401 - CHROMIUM: re-exported for the Chromium-only tests
+from tests.browsers import CHROMIUM, EXECUTABLES, Chromium, launch  # noqa: F401 - CHROMIUM: re-exported for the Chromium-only tests
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTENSION = ROOT / "extension"
@@ -248,6 +249,23 @@ def paired_browser(p, tmp_path_factory, ws_url: str):
     with browser(p, tmp_path_factory.mktemp("profile"), extension) as (context, worker):
         set_options(worker, companionUrl=ws_url, token=TOKEN)
         yield context, worker
+
+
+def each_browser(request, playwright, tmp_path_factory, chromium_fixture: str, **options):
+    """The body of a module fixture parametrized over EXECUTABLES: the extension in `request.param`'s browser,
+    with `options` set. Chromium's is the module's `chromium_fixture` (a (context, worker, ...) tuple), so that
+    a module starts one Chromium for its Chromium-only and its every-browser tests alike."""
+    name = request.param
+    if not EXECUTABLES[name].exists():
+        pytest.skip(f"needs {name} at {EXECUTABLES[name]}")
+    if name == "chromium":
+        context, worker = request.getfixturevalue(chromium_fixture)[:2]
+        yield Chromium(context, worker)
+        return
+    extension = extension_for_tests(tmp_path_factory.mktemp("extension"))
+    with launch(name, tmp_path_factory.mktemp(f"{name}-profile"), extension, playwright) as b:
+        b.set_options(**options)
+        yield b
 
 
 def playwright_session():

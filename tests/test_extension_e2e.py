@@ -186,6 +186,24 @@ def test_new_round_gives_a_new_prediction_and_a_pan_adds_a_view(game, relay):
     assert views[0].header["heading"] != views[1].header["heading"]    # from the compass, as drawn
 
 
+def test_a_resize_is_not_a_pan(game, relay):
+    """Resizing the window reframes the same view (the canvas changes size): no new view goes out; a pan
+    after it still does."""
+    state = wait_for_overlay(game)
+    time.sleep(1.5)   # any view of the last pan has gone out
+    before = len(frames_of(relay, state["round"]))
+    for width, height in [(1000, 640), (1280, 720)]:
+        game.set_viewport_size({"width": width, "height": height})
+        wait_for(lambda w=width: game.evaluate("document.querySelector('[data-qa=\"panorama\"] canvas').width") == w,
+                 timeout=5, what="the canvas resized")
+        time.sleep(2)   # well past the pause after which a pan is sent
+    assert len(frames_of(relay, state["round"])) == before
+    for _ in range(6):
+        game.keyboard.press("ArrowRight")
+        time.sleep(0.03)
+    wait_for(lambda: len(frames_of(relay, state["round"])) > before, timeout=10, what="the pan's view")
+
+
 def test_pixels_only(game, relay, site):
     """Only image bytes, round/frame ids and heading leave the browser; the answer's hiding places are untouched."""
     assert relay.frames

@@ -1,10 +1,13 @@
-"""The player's experience, in a real headless Chromium on the local site with a real companion: the options'
+"""The player's experience, in real headless browsers on the local site with a real companion: the options'
 token check, how sure the model says it is, waiting and timeout states, the panel kept off the guess map,
 the result and summary screens with the round log, fair play per mode, the persistent hide.
 
 The companion serves a test bundle whose answers the test controls: a real ONNX graph whose logits are the
 frame's mean colour times fixed weights, so a red street view is "cell 0, sure", a reddish one "cell 0,
 likely" and a grey one is close to uniform over the fixture cells ("not sure"). The recording relay in front of it can hold the answers back.
+
+The confidence levels with the round log, and fair play's defaults, run in Chromium and Firefox (tests/browsers.py);
+the rest in Chromium: they use Playwright's downloads, new-tab events, mouse drags and service worker.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.browsers import EXECUTABLES
 from tests.extension_fixtures import (
     CHROMIUM,
     EXTENSION,
@@ -27,6 +31,7 @@ from tests.extension_fixtures import (
     TOKEN,
     Companion,
     Relay,
+    each_browser,
     free_port,
     guess_and_next,
     model_bundle,
@@ -40,7 +45,7 @@ from tests.extension_fixtures import (
 )
 from tests.geosite import GeoSite
 
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium at {CHROMIUM}")]
+pytestmark = [pytest.mark.e2e]
 
 # the committed pictures are refreshed only on purpose; a plain run writes under work/ (ignored by git)
 WORK_SHOTS = ROOT / "work" / "screenshots"
@@ -125,8 +130,15 @@ def playwright():   # one per module: a second sync_playwright inside the first 
 
 @pytest.fixture(scope="module")
 def chromium(playwright, tmp_path_factory, relay):
+    if not CHROMIUM.exists():
+        pytest.skip(f"needs Chromium at {CHROMIUM}")
     with paired_browser(playwright, tmp_path_factory, relay.ws_url) as (context, worker):
         yield context, worker
+
+
+@pytest.fixture(scope="module", params=sorted(EXECUTABLES))
+def ext_browser(request, playwright, tmp_path_factory, relay):
+    yield from each_browser(request, playwright, tmp_path_factory, "chromium", companionUrl=relay.ws_url, token=TOKEN)
 
 
 def shadow(page, js: str):
@@ -151,6 +163,10 @@ def rect(page, selector: str) -> dict:
 def panel_rect(page) -> dict:
     return shadow(page, "(() => { const r = s.querySelector('[data-lf=\"panel\"]').getBoundingClientRect();"
                         " return { left: r.left, top: r.top, right: r.right, bottom: r.bottom }; })()")
+
+
+def centre(r: dict) -> tuple[float, float]:
+    return (r["left"] + r["right"]) / 2, (r["top"] + r["bottom"]) / 2
 
 
 def overlap(a: dict, b: dict) -> bool:
@@ -228,16 +244,9 @@ def test_status_texts_have_no_markup_and_errors_open_the_options(chromium, site)
 # --- confidence, screens, round log ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def game(chromium, site):
-    context, _ = chromium
-    page = context.new_page()
+def game(ext_browser, site):
+    page = open_game(ext_browser, site)
     page.set_viewport_size({"width": 1280, "height": 720})
-    context.add_cookies([{"name": "_ncfa", "value": site.new_session(), "url": site.url},
-                         {"name": "OptanonAlertBoxClosed", "value": "1", "url": site.url}])
-    page.goto(site.url + "/maps/world")
-    page.get_by_text("Play", exact=True).click()
-    page.get_by_text("Start game").click()
-    page.wait_for_url(re.compile(r".*/game/[A-Za-z0-9]{16}$"))
     yield page
     page.close()
 
@@ -246,9 +255,9 @@ LEVELS = {"sure": "confident", "likely": "likely", "unsure": "unsure"}   # stree
 VERDICTS = {"confident": "Confident", "likely": "Likely", "unsure": "Not sure — top guesses"}
 
 
-def check_round(page, relay, kind: str) -> dict:
+def check_round(page, relay, kind: str, browser_name: str) -> dict:
     state = wait_for_overlay(page, timeout=20)
-    reply = next(r for r in reversed(relay.replies) if r.get("type") == "prediction")
+    reply = next(r for r in reversed(relay.replies) if r.get("type") == "prediction" and r["round"] == state["round"])
     top = reply["countries"][0]
     assert reply["confidence"] == LEVELS[kind], (kind, top)
     assert (top["code"] == "GB") == (kind != "unsure") and (top["p"] < 0.35) == (kind == "unsure"), (kind, top)
@@ -263,7 +272,7 @@ def check_round(page, relay, kind: str) -> dict:
     elif kind == "unsure":
         assert view["view"] == "world" or view["inset"] == "1", view
     WORK_SHOTS.mkdir(parents=True, exist_ok=True)   # noise streets and placeholder regions: not for the docs
-    page.screenshot(path=str(WORK_SHOTS / f"controlled-overlay-{kind}.png"))
+    page.screenshot(path=str(WORK_SHOTS / f"controlled-overlay-{kind}-{browser_name}.png"))
     return state
 
 
@@ -272,12 +281,12 @@ def guess(page) -> None:
     page.click('[data-qa="perform-guess"]')
 
 
-def test_confidence_levels_and_the_screens_after(game, relay, site):
+def test_confidence_levels_and_the_screens_after(ext_browser, game, relay, site):
     kinds = [place_of_round(site, game, i) for i in range(len(LEVELS))]
     previous = None
     for i, kind in enumerate(kinds):
         state = wait_for_overlay(game, new_round_than=previous, timeout=20)
-        check_round(game, relay, kind)
+        check_round(game, relay, kind, ext_browser.name)
         previous = state["round"]
         guess(game)
         if i == len(kinds) - 1:
@@ -296,14 +305,17 @@ def test_confidence_levels_and_the_screens_after(game, relay, site):
     assert not overlay_state(game)["minimap"]
     rows = shadow(game, "[...s.querySelectorAll('[data-lf=\"log-round\"] td:last-child')].map((r) => r.textContent)")
     assert rows == [LEVELS[k] for k in kinds]
-    with game.expect_download() as dl:
-        game.locator("#lf-overlay-host [data-lf='export']").click()
-    saved = json.loads(open(dl.value.path(), encoding="utf-8").read())
+    if ext_browser.name == "chromium":
+        with game.expect_download() as dl:
+            game.locator("#lf-overlay-host [data-lf='export']").click()
+        saved = json.loads(open(dl.value.path(), encoding="utf-8").read())
+    else:   # WebDriver BiDi has no download events here: the file the link would save, read from its blob
+        saved = json.loads(shadow(game, "fetch(s.querySelector('[data-lf=\"export\"]').href).then((r) => r.text())"))
     assert saved["game"] == "/game/" + game.url.rsplit("/", 1)[1] and saved["mode"] == "classic"
     assert [r["confidence"] for r in saved["rounds"]] == [LEVELS[k] for k in kinds]
     assert [r["round"] for r in saved["rounds"]] == [f"{i + 1}/{len(kinds)}" for i in range(len(kinds))]
     assert all(r["countries"] and {"code", "name", "p"} <= set(r["countries"][0]) for r in saved["rounds"])
-    game.screenshot(path=str(WORK_SHOTS / "controlled-summary.png"))
+    game.screenshot(path=str(WORK_SHOTS / f"controlled-summary-{ext_browser.name}.png"))
 
 
 # --- waiting, timeout, the busy ⟳ ----------------------------------------------------------------------
@@ -336,36 +348,40 @@ def test_waiting_timeout_and_busy_capture_with_a_late_companion(chromium, site, 
 
 # --- placement and size ---------------------------------------------------------------------------------
 
-def test_panel_cannot_be_dragged_over_the_guess_map_and_scales_with_the_viewport(game, site):
-    game.get_by_text("Play again").click()
-    game.wait_for_url(re.compile(r".*/game/[A-Za-z0-9]{16}$"))
-    wait_for_overlay(game, timeout=20)
-    for width, height in [(800, 600), (1920, 1080), (1280, 720)]:
-        game.set_viewport_size({"width": width, "height": height})
-        time.sleep(0.5)
-        guess_map = rect(game, '[data-qa="guess-map"]')
-        button = rect(game, '[data-qa="perform-guess"]')
-        handle = shadow(game, "(() => { const r = s.querySelector('[data-lf=\"handle\"]').getBoundingClientRect();"
-                              " return [r.left + 30, r.top + r.height / 2]; })()")
-        game.mouse.move(*handle)
-        game.mouse.down()
-        for target in [((guess_map["left"] + guess_map["right"]) / 2, (guess_map["top"] + guess_map["bottom"]) / 2),
-                       ((button["left"] + button["right"]) / 2, (button["top"] + button["bottom"]) / 2)]:
-            game.mouse.move(*target, steps=8)
-            panel = panel_rect(game)
-            assert not overlap(panel, guess_map) and not overlap(panel, button), (width, panel, guess_map, button)
-        game.mouse.up()
-        size = shadow(game, "({ font: parseFloat(getComputedStyle(s.querySelector('[data-lf=\"panel\"]')).fontSize),"
-                            "   map: s.querySelector('[data-lf=\"minimap\"]').getBoundingClientRect().width })")
-        if width == 800:
-            assert size["font"] == 12 and size["map"] <= 180, size
-        if width == 1920:
-            assert size["font"] >= 14 and size["map"] >= 400, size
-        minimap = shadow(game, "(() => { const r = s.querySelector('[data-lf=\"minimap\"]').getBoundingClientRect();"
-                               " return { left: r.left, top: r.top, right: r.right, bottom: r.bottom }; })()")
-        assert not overlap(minimap, guess_map), (width, minimap, guess_map)
-        if width == 800:
-            game.screenshot(path=str(WORK_SHOTS / "controlled-800x600.png"))
+def test_panel_cannot_be_dragged_over_the_guess_map_and_scales_with_the_viewport(chromium, site):
+    context, _ = chromium
+    game = open_game(context, site)
+    try:
+        wait_for_overlay(game, timeout=20)
+        for width, height in [(800, 600), (1920, 1080), (1280, 720)]:
+            game.set_viewport_size({"width": width, "height": height})
+            time.sleep(0.5)
+            guess_map = rect(game, '[data-qa="guess-map"]')
+            button = rect(game, '[data-qa="perform-guess"]')
+            status = rect(game, '[data-qa="game-status"]')   # round and score, top right
+            handle = shadow(game, "(() => { const r = s.querySelector('[data-lf=\"handle\"]').getBoundingClientRect();"
+                                  " return [r.left + 30, r.top + r.height / 2]; })()")
+            game.mouse.move(*handle)
+            game.mouse.down()
+            # onto the map (at 800×600 above it is the status box), the button, the status box itself
+            for target in [centre(guess_map), centre(button), centre(status)]:
+                game.mouse.move(*target, steps=8)
+                panel = panel_rect(game)
+                assert not any(overlap(panel, r) for r in (guess_map, button, status)), (width, panel, guess_map, status)
+            game.mouse.up()
+            size = shadow(game, "({ font: parseFloat(getComputedStyle(s.querySelector('[data-lf=\"panel\"]')).fontSize),"
+                                "   map: s.querySelector('[data-lf=\"minimap\"]').getBoundingClientRect().width })")
+            if width == 800:
+                assert size["font"] == 12 and size["map"] <= 180, size
+            if width == 1920:
+                assert size["font"] >= 14 and size["map"] >= 400, size
+            minimap = shadow(game, "(() => { const r = s.querySelector('[data-lf=\"minimap\"]').getBoundingClientRect();"
+                                   " return { left: r.left, top: r.top, right: r.right, bottom: r.bottom }; })()")
+            assert not overlap(minimap, guess_map), (width, minimap, guess_map)
+            if width == 800:
+                game.screenshot(path=str(WORK_SHOTS / "controlled-800x600.png"))
+    finally:
+        game.close()
 
 
 # --- fair play --------------------------------------------------------------------------------------------
@@ -398,30 +414,29 @@ def test_mode_detection_and_fair_play_defaults():
 
 @pytest.mark.parametrize("mode, lobby, label", [("battle-royale", "/battle-royale", "battle royale"),
                                                  ("duels", "/multiplayer/duels", "duels")])
-def test_fair_play_competitive_modes_are_off_by_default_and_nothing_is_sent(chromium, site, relay, mode, lobby, label):
-    context, worker = chromium
-
+def test_fair_play_competitive_modes_are_off_by_default_and_nothing_is_sent(ext_browser, site, relay, mode, lobby,
+                                                                          label):
     def rounds():   # round ids sent so far (other tabs may still send views of their old rounds)
         return {f.header["round"] for f in relay.frames}
 
     before = rounds()
-    context.add_cookies([{"name": "_ncfa", "value": site.new_session(), "url": site.url},
-                         {"name": "OptanonAlertBoxClosed", "value": "1", "url": site.url}])
-    page = context.new_page()
+    ext_browser.add_cookies([{"name": "_ncfa", "value": site.new_session(), "url": site.url},
+                             {"name": "OptanonAlertBoxClosed", "value": "1", "url": site.url}])
+    page = ext_browser.new_page()
     page.goto(site.url + lobby)
     page.get_by_text("Join").click()
     page.wait_for_url(re.compile(rf".*{lobby}/[A-Za-z0-9]{{16}}$"))
     try:
         state = wait_for(lambda: (s := overlay_state(page)) and s["light"] == "off" and s, timeout=10, what="'off'")
         assert f"Off in {label}" in state["status"] and "fair play" in state["status"] and not state["countries"]
-        assert page.locator("#lf-overlay-host [data-lf='open-options']").is_visible()
+        assert shadow(page, "s.querySelector('[data-lf=\"open-options\"]').getClientRects().length > 0")
         time.sleep(3)   # the round goes on: still nothing captured or sent
         assert rounds() == before and not overlay_state(page)["countries"]
-        set_options(worker, modes={mode: True})   # the player's choice turns it on, without a reload
+        ext_browser.set_options(modes={mode: True})   # the player's choice turns it on, without a reload
         state = wait_for_overlay(page, timeout=15)
         assert state["round"] in rounds() - before
     finally:
-        set_options(worker, modes={})
+        ext_browser.set_options(modes={})
         page.close()
 
 

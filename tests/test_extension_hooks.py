@@ -1,7 +1,8 @@
-"""The extension's hooks against the rebuilt GeoSite (the real page's structure, random class hashes), in
-Chromium: its default selectors find every hook of ../shared/reference/geoguessr-dom.md it uses, in each
-mode, the class-prefix fallbacks alone find the same elements, and the self-check names a hook that a
-redesign broke, until the player overrides its selector in the options.
+"""The extension's hooks against the rebuilt GeoSite (the real page's structure, random class hashes): its
+default selectors find every hook of ../shared/reference/geoguessr-dom.md it uses, in each mode, the
+class-prefix fallbacks alone find the same elements, and nothing is reported missing (in Chromium and Firefox,
+through tests/browsers.py); the self-check names a hook that a redesign broke, until the player overrides its
+selector in the options (Chromium: those tests drive the options page with Playwright's form API).
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ import json
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
+from tests.browsers import EXECUTABLES
 from tests.extension_fixtures import (
     CHROMIUM,
     EXTENSION,
@@ -20,6 +23,7 @@ from tests.extension_fixtures import (
     Companion,
     Relay,
     browser,
+    each_browser,
     extension_for_tests,
     model_bundle,
     overlay_state,
@@ -30,7 +34,7 @@ from tests.extension_fixtures import (
 )
 from tests.geosite import GeoSite
 
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium at {CHROMIUM}")]
+pytestmark = [pytest.mark.e2e]
 
 MODES = {  # the page where a game starts, its button, the game URL
     "classic": ("/maps/world", "Start game", r"/game/[A-Za-z0-9]{16}$"),
@@ -75,10 +79,11 @@ def playwright():
     yield from playwright_session()
 
 
-def start(page, site, mode: str, query: str = "") -> None:
+def start(b, page, site, mode: str, query: str = "") -> None:
+    """`page` of the browser `b` (a Playwright context or an ExtensionBrowser: both add cookies) into a game."""
     path, button, url = MODES[mode]
-    page.context.add_cookies([{"name": "_ncfa", "value": site.new_session(), "url": site.url},
-                              {"name": "OptanonAlertBoxClosed", "value": "1", "url": site.url}])
+    b.add_cookies([{"name": "_ncfa", "value": site.new_session(), "url": site.url},
+                   {"name": "OptanonAlertBoxClosed", "value": "1", "url": site.url}])
     page.goto(site.url + path)
     if mode == "classic":
         page.get_by_text("Play", exact=True).click()
@@ -90,8 +95,10 @@ def start(page, site, mode: str, query: str = "") -> None:
 
 
 def load_extension_code(page) -> None:
+    """The extension's hook code into the page's own world (where FIND runs), as script tags."""
     for f in ("shared/constants.js", "shared/settings.js", "content/dom.js"):
-        page.add_script_tag(content=(EXTENSION / f).read_text(encoding="utf-8"))
+        page.evaluate("(src) => { const s = document.createElement('script'); s.textContent = src;"
+                      " document.head.appendChild(s); }", (EXTENSION / f).read_text(encoding="utf-8"))
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to read settings.js")
@@ -108,14 +115,48 @@ def test_defaults_are_the_reference_hooks_data_qa_first_and_never_a_hash():
             assert s.startswith("[data-qa=") or s == "canvas.widget-scene-canvas" or re.fullmatch(r"\.[\w-]+__\*", s), s
 
 
-@pytest.mark.parametrize("mode", list(MODES))
-def test_the_defaults_and_their_fallbacks_find_every_hook_in_each_mode(playwright, site, mode):
-    b = playwright.chromium.launch(headless=True, executable_path=str(CHROMIUM), args=["--no-sandbox"])
+@pytest.fixture(scope="module")
+def companion_relay():
+    if model_bundle() is None:
+        pytest.skip("needs a model bundle (companion/models/default)")
+    companion = Companion(model_bundle()).start()
+    relay = Relay(companion.ws_url).start()
     try:
-        page = b.new_context(viewport={"width": 1280, "height": 720}).new_page()
-        start(page, site, mode)
+        yield relay
+    finally:
+        relay.stop()
+        companion.stop()
+
+
+# duels and battle royale are off by default (fair play): these tests are about hooks, not that rule
+HOOK_TEST_OPTIONS = {"token": TOKEN, "modes": {"duels": True, "battle-royale": True}}
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright, tmp_path_factory, companion_relay):
+    if not CHROMIUM.exists():
+        pytest.skip(f"needs Chromium at {CHROMIUM}")
+    extension = extension_for_tests(tmp_path_factory.mktemp("extension"))
+    with browser(playwright, tmp_path_factory.mktemp("profile"), extension) as (context, worker):
+        set_options(worker, companionUrl=companion_relay.ws_url, **HOOK_TEST_OPTIONS)
+        yield context, worker, companion_relay
+
+
+@pytest.fixture(scope="module", params=sorted(EXECUTABLES))
+def ext_browser(request, playwright, tmp_path_factory, companion_relay):
+    yield from each_browser(request, playwright, tmp_path_factory, "chromium", companionUrl=companion_relay.ws_url,
+                            **HOOK_TEST_OPTIONS)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_the_defaults_and_their_fallbacks_find_every_hook_in_each_mode(ext_browser, site, mode):
+    """FIND runs in the page's own world with the extension's code loaded there (the extension's content
+    scripts also run on the page, in theirs: they don't change what is found)."""
+    page = ext_browser.new_page()
+    try:
+        start(ext_browser, page, site, mode)
         # the classes carry this server's random hashes: the selectors can only have matched by prefix
-        served = page.get_attribute('[data-qa="panorama"]', "class")
+        served = page.evaluate("document.querySelector('[data-qa=\"panorama\"]').className")
         assert re.fullmatch(r"(game_panorama|game-panorama_panoramaCanvas)__[A-Za-z0-9]{5}", served), served
         load_extension_code(page)
         found = page.evaluate(FIND, False)
@@ -145,28 +186,12 @@ def test_the_defaults_and_their_fallbacks_find_every_hook_in_each_mode(playwrigh
                 assert page.locator('[class^="result-layout_root__"] [data-qa="correct-location-marker"]').count()
                 if n < 5:
                     page.click('[data-qa="close-round-result"]')
-                    page.wait_for_function(f"() => LF.readRound(LF.DEFAULT_SELECTORS.roundNumber) === '{n + 1}/5'")
-            assert page.locator('[data-qa="play-again-button"]').is_visible()
+                    wait_for(lambda n=n: page.evaluate(f"LF.readRound(LF.DEFAULT_SELECTORS.roundNumber) === '{n + 1}/5'"),
+                             timeout=10, what=f"round {n + 1}")
+            assert not page.locator('[data-qa="play-again-button"]').is_hidden()
     finally:
-        b.close()
+        page.close()
     assert site.answer_touches() == []
-
-
-@pytest.fixture(scope="module")
-def chromium(playwright, tmp_path_factory):
-    if model_bundle() is None:
-        pytest.skip("needs a model bundle (companion/models/default)")
-    companion = Companion(model_bundle()).start()
-    relay = Relay(companion.ws_url).start()
-    extension = extension_for_tests(tmp_path_factory.mktemp("extension"))
-    try:
-        with browser(playwright, tmp_path_factory.mktemp("profile"), extension) as (context, worker):
-            # duels and battle royale are off by default (fair play): these tests are about hooks, not that rule
-            set_options(worker, companionUrl=relay.ws_url, token=TOKEN, modes={"duels": True, "battle-royale": True})
-            yield context, worker, relay
-    finally:
-        relay.stop()
-        companion.stop()
 
 
 def hook_notice(page) -> str:
@@ -175,13 +200,12 @@ def hook_notice(page) -> str:
 
 
 @pytest.mark.parametrize("mode", list(MODES))
-def test_no_hook_is_reported_missing_in_any_mode(chromium, site, mode):
-    context, _, _ = chromium
-    page = context.new_page()
+def test_no_hook_is_reported_missing_in_any_mode(ext_browser, site, mode):
+    page = ext_browser.new_page()
     try:
-        start(page, site, mode)
-        wait_for_overlay(page, timeout=20)
-        page.wait_for_timeout(3500)   # past the self-check's grace period
+        start(ext_browser, page, site, mode)
+        wait_for_overlay(page, timeout=30)
+        time.sleep(3.5)   # past the self-check's grace period
         assert hook_notice(page) == ""
     finally:
         page.close()
@@ -192,7 +216,7 @@ def test_a_broken_hook_is_named_and_an_override_in_the_options_recovers(chromium
     extension_id = worker.url.split("/")[2]
     page = context.new_page()
     try:
-        start(page, site, "classic", "?break=panorama")
+        start(context, page, site, "classic", "?break=panorama")
         notice = wait_for(lambda: hook_notice(page), timeout=10, what="the missing-hook notice")
         assert notice.startswith("Not found on this page: Panorama (tried [data-qa=\"panorama\"], "
                                  "canvas.widget-scene-canvas")
@@ -239,7 +263,7 @@ def test_a_broken_hook_is_named_in_each_mode(chromium, site, mode, hook, label):
     context, _, _ = chromium
     page = context.new_page()
     try:
-        start(page, site, mode, f"?break={hook}")
+        start(context, page, site, mode, f"?break={hook}")
         if hook != "panorama":
             wait_for_overlay(page, timeout=20)   # the panorama is found: capture goes on
         notice = wait_for(lambda: hook_notice(page), timeout=10, what="the missing-hook notice")
@@ -254,9 +278,9 @@ def test_no_notice_where_fair_play_has_the_extension_off(chromium, site):
     set_options(worker, modes={})   # the defaults: duels off
     page = context.new_page()
     try:
-        start(page, site, "duels", "?break=panorama")
+        start(context, page, site, "duels", "?break=panorama")
         wait_for(lambda: "Off in duels" in (overlay_state(page) or {}).get("status", ""), timeout=10, what="off")
-        page.wait_for_timeout(3500)   # past the self-check's grace period
+        time.sleep(3.5)   # past the self-check's grace period
         assert hook_notice(page) == ""
     finally:
         set_options(worker, modes={"duels": True, "battle-royale": True})

@@ -92,3 +92,16 @@ def test_break_renames_one_hook_everywhere_it_is_served(client):
     assert 'data-qa="panorama-renamed"' in script and 'data-qa="panorama"' not in script
     status, _, body = client.request(path + "?break=nonsense")
     assert status == 400 and "known: panorama" in body
+
+
+def test_every_menu_link_leads_to_a_page(client):
+    """The menus link only what the site serves (the home page once linked /party, a 404)."""
+    seen, todo = set(), ["/"]
+    while todo:
+        path = todo.pop()
+        seen.add(path)
+        status, _, page = client.request(path)
+        assert status == 200, path
+        if path in ("/", "/singleplayer", "/multiplayer"):   # the menus; the pages they lead to start games
+            todo += [h for h in re.findall(r'<a [^>]*href="(/[^"]*)"', page) if h not in seen and h not in todo]
+    assert {"/singleplayer", "/multiplayer", "/maps/world", "/multiplayer/duels", "/battle-royale"} <= seen, seen

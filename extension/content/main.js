@@ -52,6 +52,7 @@
   function newRound(key, canvas) {
     round = {
       key, canvas, id: randomId(), label: LF.readRound(settings.selectors.roundNumber), frames: 0, sentSig: null,
+      sentSize: null,   // the canvas's size when sentSig was taken: a view at another size is a resize, not a pan
       lastSig: null, stableSince: null, sent: new Map(), shapes: new Map(), forceCapture: false, answered: false,
       asking: null,   // { frame (null until sent), since, manual }: a view waiting for its answer
       shown: null,    // the last answer, to show when "reveal after I guess" is turned off mid-round
@@ -148,10 +149,14 @@
     return { sig: capture.signature(canvas), shot: null };
   }
 
+  // its buffer's size and its size on screen (screenshot mode crops the latter)
+  const canvasSize = (c) => `${c.width}x${c.height} ${c.clientWidth}x${c.clientHeight}`;
+
   async function send(canvas, sig, shot, t0) {
     const frame = shot || (await capture.encodeCanvas(canvas));
     const localFrame = round.frames++;
     round.sentSig = sig;
+    round.sentSize = canvasSize(canvas);
     round.sent.set(localFrame, { t0, at: performance.now() });
     const manual = !!round.asking?.manual;
     round.asking = { frame: localFrame, since: manual ? round.asking.since : performance.now(), manual };
@@ -187,7 +192,7 @@
     }
     overlay.attach();
     const guessMap = LF.findFirst(settings.selectors.guessMap);
-    overlay.setKeepOut(guessMap);
+    overlay.setKeepOut(guessMap, LF.findFirst(settings.selectors.roundNumber));
     overlay.updateMinimap(guessMap);
     updateScreen();   // a result screen may replace the panorama altogether
     if (!canvas) {
@@ -241,6 +246,12 @@
     }
     r.stableSince ??= performance.now();
     const first = r.frames === 0;
+    const size = canvasSize(canvas);
+    if (!first && size !== r.sentSize) {
+      // resized (window or canvas): the same view, reframed; later pans are measured from it, nothing is sent
+      r.sentSig = s.sig;
+      r.sentSize = size;
+    }
     const panned = !first && LF.Capture.diff(s.sig, r.sentSig) > PAN_DIFF && performance.now() - r.stableSince >= PAN_PAUSE_MS;
     if (first || panned || manual) {
       r.forceCapture = false;

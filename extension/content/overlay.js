@@ -79,6 +79,19 @@ const ERROR_STATES = new Set(["not_running", "wrong_token", "refused", "no_token
 const OPTIONS_STATES = new Set(["wrong_token", "no_token", "refused", "bad_url", "no_panorama", "unreadable", "off"]);
 const KEEP_OUT_MARGIN = 8;
 
+// The box the round counter sits in (with the score, or the duels' health bars): its largest ancestor that is
+// still a small part of the window (the next one up is the game's whole layout).
+function statusBox(roundNumber) {
+  const small = (r) => r.width > 0 && r.height > 0 && r.width * r.height < 0.15 * window.innerWidth * window.innerHeight;
+  let box = null;
+  for (let el = roundNumber; el && el !== document.body; el = el.parentElement) {
+    const r = el.getBoundingClientRect();
+    if (!small(r)) break;
+    box = r;
+  }
+  return box;
+}
+
 // A DOM element from a tag, attributes and children (text or elements): no HTML strings, no injection.
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -146,28 +159,31 @@ LF.Overlay = class Overlay {
     if (!this.host.isConnected) document.documentElement.appendChild(this.host);
   }
 
-  // In the viewport, and never over the guess map or its Guess button: pushed to their left or above them,
-  // whichever is the shorter move.
+  // In the viewport, and never over the guess map, its Guess button or the game's status box: moved to the
+  // nearest spot clear of all of them (beside or above one may be on another: at 800×600 above the map is the
+  // score box); where none is clear, left where it was asked to be.
   place({ left, top, collapsed }) {
     this.panel.classList.toggle("collapsed", !!collapsed);
     const w = this.panel.offsetWidth || 260, hgt = this.panel.offsetHeight || 40;
     const clamp = (x, y) => [Math.min(Math.max(0, window.innerWidth - w), Math.max(0, x)),
                              Math.min(Math.max(0, window.innerHeight - hgt), Math.max(0, y))];
-    let [x, y] = clamp(left, top);
-    for (const k of this.keepOut) {
-      const box = { left: x, top: y, right: x + w, bottom: y + hgt };
-      if (!overlaps(box, k)) continue;
-      const moves = [clamp(k.left - w - KEEP_OUT_MARGIN, y), clamp(x, k.top - hgt - KEEP_OUT_MARGIN)]
-        .filter(([mx, my]) => !overlaps({ left: mx, top: my, right: mx + w, bottom: my + hgt }, k));
-      if (moves.length) [x, y] = moves.sort((a, b) => Math.hypot(a[0] - x, a[1] - y) - Math.hypot(b[0] - x, b[1] - y))[0];
+    const [x, y] = clamp(left, top);
+    const clear = ([cx, cy]) => !this.keepOut.some((k) => overlaps({ left: cx, top: cy, right: cx + w, bottom: cy + hgt }, k));
+    let best = [x, y];
+    if (!clear(best)) {
+      const xs = [x, ...this.keepOut.flatMap((k) => [k.left - w, k.right])];
+      const ys = [y, ...this.keepOut.flatMap((k) => [k.top - hgt, k.bottom])];
+      const spots = xs.flatMap((cx) => ys.map((cy) => clamp(cx, cy))).filter(clear);
+      if (spots.length) best = spots.sort((a, b) => Math.hypot(a[0] - x, a[1] - y) - Math.hypot(b[0] - x, b[1] - y))[0];
     }
-    this.panel.style.left = `${x}px`;
-    this.panel.style.top = `${y}px`;
+    this.panel.style.left = `${best[0]}px`;
+    this.panel.style.top = `${best[1]}px`;
   }
 
-  // The guess map and what sits with it (the Guess button shares its container), as the areas to keep clear.
-  // The map at rest: the real one grows while hovered, and the panel should not jump away each time.
-  setKeepOut(guessMap) {
+  // The areas to keep clear: the guess map and what sits with it (the Guess button shares its container), and
+  // the status box around the round counter (round, score; the duels' health bars). The map at rest: the real
+  // one grows while hovered, and the panel should not jump away each time.
+  setKeepOut(guessMap, roundNumber) {
     const rects = [];
     let m = guessMap?.getBoundingClientRect();
     const rest = this.restMap;
@@ -181,6 +197,8 @@ LF.Overlay = class Overlay {
       if (box && box.width * box.height < 3 * m.width * m.height) rects.push(box);
       else rects.push({ left: m.left, right: m.right, top: m.bottom, bottom: m.bottom + 60 });   // the button below it
     }
+    const status = statusBox(roundNumber);
+    if (status) rects.push(status);
     this.keepOut = rects.map((r) => ({ left: r.left - KEEP_OUT_MARGIN, right: r.right + KEEP_OUT_MARGIN,
                                        top: r.top - KEEP_OUT_MARGIN, bottom: r.bottom + KEEP_OUT_MARGIN }));
     const p = this.panel.getBoundingClientRect();

@@ -15,7 +15,7 @@ Routes (stable: the fair-play defaults recognise the modes by these paths):
 | `/api/play/<id>`, `/api/br/<id>/round/<n>` | what the game pages' own scripts call (no answer before the guess) |
 | `/api/game/<id>`, `__NEXT_DATA__` | the answer, as on the real site: recorded when touched (`GeoSite.answer_touches`) |
 
-Ranked and live-challenge variants are not served: the reference gives no hooks or URLs for them.
+Ranked, live-challenge and party variants are not served (the home page links none): the reference gives no hooks or URLs for them.
 Query flags on game pages: `?hang=1`, `?black=1` (panorama faults), `?break=<hook>` (rename one hook as a
 redesign would: `panorama`, `round-number`, `guess-map`, `compass`; see `server.BREAKS`).
 """

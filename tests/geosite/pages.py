@@ -46,7 +46,6 @@ def home_page(banner: bool) -> str:
     body = """<nav class="home_modes__~">
   <a class="home_mode__~" href="/singleplayer">Singleplayer</a>
   <a class="home_mode__~" href="/multiplayer">Multiplayer</a>
-  <a class="home_mode__~" href="/party">Party</a>
 </nav>"""
     return _doc(banner, "Home", body)
 
@@ -84,7 +83,8 @@ def next_data_script(data: dict) -> str:
 
 def _street_view() -> str:
     """Google's street-view markup, nested as Maps nests it: the WebGL canvas is `canvas.widget-scene-canvas`
-    (Google's own hashed-looking class beside it changed over the years; `widget-scene-canvas` did not)."""
+    (Google's own hashed-looking class beside it changed over the years; `widget-scene-canvas` did not). Google's
+    own controls (the pegman) are off: GeoGuessr's panorama shows none."""
     return """<div class="gm-style" style="position:absolute;inset:0">
       <div tabindex="0" aria-label="Street View" aria-roledescription="panorama" role="region" class="gm-svpc-region">
         <div class="widget-scene" style="position:absolute;inset:0">
@@ -92,7 +92,6 @@ def _street_view() -> str:
             aria-label="Street view"></canvas>
         </div>
       </div>
-      <div class="gmnoprint gm-bundled-control"><div class="gm-svpc" title="Street View"></div></div>
       <div class="gm-style-cc"><span>Imagery ©2026 Google</span></div>
     </div>"""
 

@@ -3,7 +3,8 @@
 It imitates the real site's hooks (hashed CSS-module classes, `data-qa` attributes, a WebGL panorama
 created without `preserveDrawingBuffer`, a cookie banner, sign-in, a `__NEXT_DATA__` tag and an
 `/api/game/<id>` endpoint that hold the answer) so that code written against it meets the same
-problems as on the real site. Contract: GEOSITE.md. Stdlib only, so it starts in milliseconds.
+problems as on the real site. Its contract (routes, hooks, query flags) is
+the package's docstring, tests/geosite/__init__.py. Stdlib only, so it starts in milliseconds.
 """
 
 from __future__ import annotations
