@@ -58,6 +58,7 @@ function drawMap(canvas, { cells = [], point = null, truth = null, player = [] }
   ctx.fillStyle = COLORS.sea;
   ctx.fillRect(0, 0, canvas.width, canvas.height);
   ctx.strokeStyle = "rgba(255,255,255,0.06)";
+  ctx.lineWidth = 1;   // the context keeps the last draw's width: the graticule would thin after one map
   for (let lng = -150; lng < 180; lng += 30) { const [x] = project(canvas, lng, 0); ctx.beginPath(); ctx.moveTo(x, 0); ctx.lineTo(x, canvas.height); ctx.stroke(); }
   for (let lat = -60; lat < 90; lat += 30) { const [, y] = project(canvas, 0, lat); ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(canvas.width, y); ctx.stroke(); }
   if (state.world) {
