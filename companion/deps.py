@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 
@@ -96,7 +97,8 @@ async def read_json(request: Request, model: type[BaseModel], timeout: float):
         raise ApiError(400, "bad_message", f"invalid body: {first_error(e)}") from None
 
 
-def first_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    loc = ".".join(str(x) for x in err.get("loc", ())) or "message"
+def first_error(e: ValidationError | RequestValidationError, where: str = "message") -> str:
+    """`loc: msg` of a validation error's first error (`where` when it has no location)."""
+    err = e.errors()[0] if e.errors() else {}
+    loc = ".".join(str(x) for x in err.get("loc", ())) or where
     return f"{loc}: {err.get('msg', 'invalid')}"

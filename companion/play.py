@@ -65,6 +65,11 @@ def top_k_hits(rows: list[dict], key: str) -> dict[str, float]:
     return {f"top{k}": (sum(r["truth"] in r[key][:k] for r in rows) / n if n else 0.0) for k in (1, 3, 5)}
 
 
+def score_summary(rows: list[dict]) -> dict:
+    """A player's running score: rounds played, human and model top-1/3/5."""
+    return {"rounds": len(rows), "human": top_k_hits(rows, "guesses"), "model": top_k_hits(rows, "model_guesses")}
+
+
 class Play:
     def __init__(self, engine, source: Path, db: Path | None = None):
         self.engine = engine
@@ -101,11 +106,15 @@ class Play:
         self.scores.add_guess(round_id, player, image.id, str(image.path), image.country, guesses,
                               self.engine.model_id, model_guesses)
         rows = self.scores.rows(player)
+
+        def marked(codes: list[str]) -> list[dict]:
+            return [{"code": g, "name": self.names.get(g, g), "correct": g == image.country} for g in codes]
+
         return {
             "truth": {"code": image.country, "name": image.country_name, "lat": image.lat, "lng": image.lng},
-            "guesses": [{"code": g, "name": self.names.get(g, g), "correct": g == image.country} for g in guesses],
-            "model": [{"code": g, "name": self.names.get(g, g), "correct": g == image.country} for g in model_guesses],
-            "score": {"rounds": len(rows), "human": top_k_hits(rows, "guesses"), "model": top_k_hits(rows, "model_guesses")},
+            "guesses": marked(guesses),
+            "model": marked(model_guesses),
+            "score": score_summary(rows),
         }
 
 

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from companion import protocol as P
-from companion.deps import ApiError, Context
+from companion.deps import ApiError, Context, first_error
 from companion.engine import Engine
 from companion.play import Play
 from companion.routes import api, play, web, ws
@@ -59,9 +59,7 @@ def create_app(engine: Engine, settings: Settings, game: Play | None = None) -> 
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, e: RequestValidationError):
-        err = e.errors()[0] if e.errors() else {}
-        loc = ".".join(str(x) for x in err.get("loc", ())) or "request"
-        return _error(400, "bad_message", f"{loc}: {err.get('msg', 'invalid')}")
+        return _error(400, "bad_message", first_error(e, "request"))
 
     app.include_router(api.router)
     app.include_router(ws.router)

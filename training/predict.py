@@ -41,11 +41,6 @@ def split_log_probs(model: nn.Module, prep: Prepared, cfg: TrainConfig, split: s
     return pooled_log_probs(logits, owner, len(samples))
 
 
-def split_probs(model: nn.Module, prep: Prepared, cfg: TrainConfig, split: str) -> np.ndarray:
-    """Per-image cell probabilities of a split as the model outputs them (no temperature, no prior)."""
-    return np.exp(split_log_probs(model, prep, cfg, split))
-
-
 def selection_metrics(prep: Prepared, log_probs: np.ndarray) -> dict:
     """What early stopping sees: the world validation, game-weighted, as the companion would serve this
     epoch's model (the game's prior applied, the country temperature fitted on val): an over-confident

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse
 
 from companion import protocol as P
 from companion.deps import ApiError, Ctx, read_json, require_token
-from companion.play import Play, top_k_hits
+from companion.play import Play, score_summary
 from companion.scores import AlreadyAnswered
 
 router = APIRouter(prefix="/v1/play")
@@ -81,4 +81,4 @@ async def guess(request: Request, play: Game, ctx: Ctx):
 @router.get("/scores")
 async def scores(play: Game, ctx: Ctx, player: str | None = None):
     rows = await ctx.run(play.scores.rows, player)
-    return {"rounds": len(rows), "human": top_k_hits(rows, "guesses"), "model": top_k_hits(rows, "model_guesses")}
+    return score_summary(rows)
