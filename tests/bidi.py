@@ -25,6 +25,8 @@ from pathlib import Path
 
 from websockets.sync.client import connect
 
+from tests.paths import stop_process
+
 FIREFOX = Path(os.environ.get("LF_FIREFOX") or shutil.which("firefox-esr") or "/usr/bin/firefox-esr")
 
 # A quiet, reproducible profile: no first-run pages, updates, telemetry or background requests.
@@ -171,13 +173,8 @@ class Firefox:
                 pass
             self.session.close()
             self.session = None
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc, 15)
         self.proc = None
 
 

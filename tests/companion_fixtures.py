@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from paths import FIXTURES, ROOT
+from paths import FIXTURES, ROOT, stop_process
 from PIL import Image
 
 from companion.config import DEFAULT_BUNDLE
@@ -72,13 +72,7 @@ class CompanionServer:
         return self.proc.poll() is None
 
     def stop(self) -> None:
-        if self.alive():
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 10, kill_timeout=5)
 
 
 def start_server(bundle: Path, home: Path, *extra: str, token: str | None = "test-token-123",

@@ -29,8 +29,8 @@ from websockets.sync.client import connect
 from websockets.sync.server import serve
 
 from tests.browsers import CHROMIUM, EXECUTABLES, Chromium, launch  # noqa: F401 - CHROMIUM: re-exported for the Chromium-only tests
+from tests.paths import ROOT, stop_process
 
-ROOT = Path(__file__).resolve().parent.parent
 EXTENSION = ROOT / "extension"
 DEFAULT_BUNDLE = ROOT / "companion" / "models" / "default"
 DEV_BUNDLE = ROOT / "work" / "dev-bundle"
@@ -88,13 +88,8 @@ class Companion:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc, 10)
         self.proc = None
 
     def predict(self, images: list[Path]) -> list[dict]:
@@ -243,11 +238,12 @@ def browser(p, user_data_dir: Path, extension: Path, viewport=(1280, 720)):
 
 
 @contextmanager
-def paired_browser(p, tmp_path_factory, ws_url: str):
-    """`browser` on a fresh test copy of the extension and profile, paired with the companion at `ws_url`."""
+def paired_browser(p, tmp_path_factory, ws_url: str, **options):
+    """`browser` on a fresh test copy of the extension and profile, paired with the companion at `ws_url`
+    (TOKEN unless `options` say otherwise; `options` are set too)."""
     extension = extension_for_tests(tmp_path_factory.mktemp("extension"))
     with browser(p, tmp_path_factory.mktemp("profile"), extension) as (context, worker):
-        set_options(worker, companionUrl=ws_url, token=TOKEN)
+        set_options(worker, companionUrl=ws_url, **{"token": TOKEN, **options})
         yield context, worker
 
 

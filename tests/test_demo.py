@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+from paths import ROOT
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 
 pytestmark = [

@@ -22,11 +22,10 @@ from tests.extension_fixtures import (
     TOKEN,
     Companion,
     Relay,
-    browser,
     each_browser,
-    extension_for_tests,
     model_bundle,
     overlay_state,
+    paired_browser,
     playwright_session,
     set_options,
     wait_for,
@@ -136,9 +135,7 @@ HOOK_TEST_OPTIONS = {"token": TOKEN, "modes": {"duels": True, "battle-royale": T
 def chromium(playwright, tmp_path_factory, companion_relay):
     if not CHROMIUM.exists():
         pytest.skip(f"needs Chromium at {CHROMIUM}")
-    extension = extension_for_tests(tmp_path_factory.mktemp("extension"))
-    with browser(playwright, tmp_path_factory.mktemp("profile"), extension) as (context, worker):
-        set_options(worker, companionUrl=companion_relay.ws_url, **HOOK_TEST_OPTIONS)
+    with paired_browser(playwright, tmp_path_factory, companion_relay.ws_url, **HOOK_TEST_OPTIONS) as (context, worker):
         yield context, worker, companion_relay
 
 

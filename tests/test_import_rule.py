@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import ast
 import sys
-from pathlib import Path
 
 import pytest
+from paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PARTS = {"runtime", "companion", "dataprep", "training"}
 MAY_IMPORT = {part: {part, "runtime"} for part in PARTS}
 # runtime runs everywhere the companion runs: the serving dependencies only (no FastAPI, torch, shapely)
