@@ -10,7 +10,7 @@ NODE_STAMP  := node_modules/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
-.PHONY: serve test test-fast lint model dataset bench chromium firefox clean
+.PHONY: serve test test-fast lint model dataset bench chromium firefox demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,6 @@ $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e . 'playwright>=1.44'
 	touch $(SERVE_STAMP) $@
 
-.PHONY: demo
 demo: $(DEMO_STAMP) chromium
 	$(BIN)/python -m demo $(ARGS)
 

@@ -79,9 +79,10 @@
   function render() {
     overlay.setVisible(settings.overlay && active);
     const mode = gameMode();
-    const missing = active && allowed() ? hookCheck.update(settings.selectors) : (hookCheck.reset(), []);
+    const on = LF.modeEnabled(settings, mode);   // (detectMode may query the page: once per render)
+    const missing = active && on ? hookCheck.update(settings.selectors) : (hookCheck.reset(), []);
     overlay.setHookNotice(LF.missingHooksText(missing, settings.selectors));
-    if (active && !allowed()) {
+    if (active && !on) {
       overlay.setBusy(false);
       return overlay.setStatus("off", `Off in ${LF.modeLabel(mode).toLowerCase()} (fair play). You can turn it on in the options.`);
     }

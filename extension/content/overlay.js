@@ -13,8 +13,8 @@ LF.PALETTE = {
 };
 
 const OVERLAY_CSS = `
-:host { all: initial; --bg: #14171c; --panel: #1d2128; --text: #e8eaed; --muted: #9aa0a6; --accent: #f5a623;
-  --ok: #3ecf8e; --err: #ff5c5c;
+:host { all: initial; --bg: ${LF.PALETTE.bg}; --panel: ${LF.PALETTE.panel}; --text: ${LF.PALETTE.text};
+  --muted: ${LF.PALETTE.muted}; --accent: ${LF.PALETTE.accent}; --ok: ${LF.PALETTE.truth}; --err: ${LF.PALETTE.error};
   /* text scales with the viewport: 12 px at 800-1280 px wide, up to 16 px at 1920 and beyond */
   --fs: clamp(12px, calc(0.45vw + 6px), 16px); }
 .panel { position: fixed; z-index: 2147483646; width: calc(var(--fs) * 21); font: var(--fs)/1.35 system-ui, sans-serif;

@@ -115,9 +115,9 @@ function probeToken(wsUrl, token) {
     ws.onmessage = (e) => {
       let msg = {};
       try { msg = JSON.parse(e.data); } catch { /* not the companion */ }
-      done(msg.type === "pong" ? "ok" : msg.code === "unauthorized" ? "wrong_token" : "refused");
+      done(msg.type === LF.PROTOCOL.MESSAGES.PONG ? "ok" : msg.code === "unauthorized" ? "wrong_token" : "refused");
     };
-    ws.onclose = (e) => done(e.code === 4401 ? "wrong_token" : "refused");
+    ws.onclose = (e) => done(e.code === LF.PROTOCOL.CLOSE_UNAUTHORIZED ? "wrong_token" : "refused");
   });
 }
 
@@ -136,7 +136,7 @@ async function checkConnection(s) {
     url = new URL(s.companionUrl);
     if (url.protocol !== "ws:" && url.protocol !== "wss:") throw new Error("scheme");
   } catch {
-    return say("The URL is wrong: it must start with ws:// or wss:// (the companion uses ws://127.0.0.1:8765/ws).", "bad", "companionUrl");
+    return say(`The URL is wrong: it must start with ws:// or wss:// (the companion uses ${LF.DEFAULTS.companionUrl}).`, "bad", "companionUrl");
   }
   const ws = url.href;
   url.protocol = url.protocol === "wss:" ? "https:" : "http:";
