@@ -77,6 +77,12 @@ def shown(page, selector: str) -> bool:
     return loc.is_visible() and box is not None and box["width"] > 0 and box["height"] > 0
 
 
+def switch_tab(page, name: str) -> None:
+    """Click a tab and wait for the page's hashchange handler: the hash itself changes a task earlier."""
+    page.click(f"#tab-{name}")
+    page.wait_for_function("(name) => document.getElementById('tab-' + name).classList.contains('active')", arg=name)
+
+
 # ---- one panel at a time ----
 
 @in_chromium
@@ -90,8 +96,7 @@ def test_one_panel_at_a_time_and_predict_state_stays_on_predict(browser, main_se
     not_image.write_text("not an image")
     page.set_input_files("#file", str(not_image))
     assert page.get_by_text("That is not an image.").is_visible()
-    page.click("#tab-play")
-    page.wait_for_function("location.hash === '#play'")
+    switch_tab(page, "play")
     assert shown(page, "#play") and not shown(page, "#predict")
     assert not page.get_by_text("That is not an image.").is_visible()
     assert not shown(page, "#status") and not shown(page, "#drop")
@@ -99,15 +104,13 @@ def test_one_panel_at_a_time_and_predict_state_stays_on_predict(browser, main_se
     header = page.locator("header").bounding_box()
     assert page.locator("#play").bounding_box()["y"] <= header["y"] + header["height"] + 1
 
-    page.click("#tab-predict")
-    page.wait_for_function("location.hash === '#predict'")
+    switch_tab(page, "predict")
     assert shown(page, "#predict") and not shown(page, "#play")
     assert page.get_by_text("That is not an image.").is_visible()  # kept where it happened
     page.set_input_files("#file", str(FIXTURE_IMAGES[0]))
     page.wait_for_function("document.getElementById('status').textContent.includes('ms')", timeout=60_000)
     assert shown(page, "#results")
-    page.click("#tab-play")
-    page.wait_for_function("location.hash === '#play'")
+    switch_tab(page, "play")
     assert not shown(page, "#results") and not shown(page, "#countries")
     assert page.locator("#tab-play").evaluate("e => e.classList.contains('active')")
     assert not page.locator("#tab-predict").evaluate("e => e.classList.contains('active')")
