@@ -135,3 +135,29 @@ def test_reliability_and_ece_by_hand():
     assert ece == pytest.approx(2 / 6 * 0.4)
     assert [round(b["accuracy"], 3) for b in bins] == [0.25, 0.5]
     assert sum(b["share"] for b in bins) == pytest.approx(1)
+
+
+def test_paired_difference_resamples_places_not_views():
+    from training.geo import paired_difference
+
+    rng = np.random.default_rng(1)
+    a = rng.normal(1000, 300, 200)
+    same = paired_difference(a, a, np.ones(200), np.arange(200))
+    assert same["diff"] == 0 and same["ci95"] == [0.0, 0.0]
+    shifted = paired_difference(a, a + 50, np.ones(200), np.arange(200))
+    assert shifted["diff"] == pytest.approx(50) and shifted["ci95"] == pytest.approx([50, 50])
+
+    # a small, noisy gain; each place seen in 5 views: resampling views as if independent overstates certainty
+    gain = 20 + rng.normal(0, 100, 200)
+    b = a + gain
+    views = lambda x: np.repeat(x, 5)  # noqa: E731
+    by_place = paired_difference(views(a), views(b), np.ones(1000), views(np.arange(200)))
+    by_view = paired_difference(views(a), views(b), np.ones(1000), np.arange(1000))
+    assert by_place["diff"] == pytest.approx(by_view["diff"]) == pytest.approx(gain.mean())
+    width = lambda r: r["ci95"][1] - r["ci95"][0]  # noqa: E731
+    assert width(by_place) > 1.8 * width(by_view)
+    assert by_place["ci95"][0] < gain.mean() < by_place["ci95"][1]
+    # weights count: a place with weight 0 does not move the estimate
+    w = np.ones(200)
+    w[0] = 0
+    assert paired_difference(a, b, w, np.arange(200))["diff"] == pytest.approx(gain[1:].mean())

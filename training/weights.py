@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.backbones import REGISTRY, Backbone
+from training.backbones import REGISTRY, Backbone, timm_name
 from training.errors import WeightsError
 
 
@@ -34,7 +34,7 @@ def _imagenet_state(backbone: str) -> dict:
     weight files that carry their ImageNet head (dropped afterwards)."""
     import timm
 
-    return timm.create_model(backbone, pretrained=False, num_classes=1000).state_dict()
+    return timm.create_model(timm_name(backbone), pretrained=False, num_classes=1000).state_dict()
 
 
 def map_in_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor], what: str) -> dict:
