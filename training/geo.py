@@ -147,7 +147,7 @@ def evaluate_probs(index: CellIndex, probs: np.ndarray, lat, lng, country: list[
     r_true = np.array([ri.get(r, -1) if r else -1 for r in region])
     r_probs = probs @ index.cell_region
     o = image_outcomes(index, probs, lat, lng, country)
-    c_probs, c_true, km, hit1, hit5, scores = o["country_probs"], o["country_true"], o["km"], o["top1"], o["top5"], o["score"]
+    c_probs, c_true, km, hit1, hit5 = o["country_probs"], o["country_true"], o["km"], o["top1"], o["top5"]
     c_pred = c_probs.argmax(axis=1)
     ece, bins = reliability(c_probs.max(axis=1), hit1, w)
     m = {
@@ -165,8 +165,8 @@ def evaluate_probs(index: CellIndex, probs: np.ndarray, lat, lng, country: list[
         "cell_top5": weighted_mean(topk_hit(probs, cell, 5), w),
         "median_km": weighted_median(km, w),
         "mean_km": weighted_mean(km, w),
-        "geoguessr_score": weighted_mean(scores, w),
-        "geoguessr_score_se": weighted_se(scores, w),
+        "geoguessr_score": weighted_mean(o["score"], w),
+        "geoguessr_score_se": weighted_se(o["score"], w),
         "ece": ece,
         "mean_confidence": weighted_mean(c_probs.max(axis=1), w),
         "reliability": bins,
